@@ -1,0 +1,5 @@
+//! The host's Arm CPU cluster.
+
+mod cluster;
+
+pub use cluster::{CpuCluster, CpuConfig, HostTask};

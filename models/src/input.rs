@@ -1,0 +1,418 @@
+//! Loading TOML input with errors a user can act on.
+//!
+//! Every problem names the file (or preset), the line and column, the dotted
+//! field path, what was expected and what was found. A document may name a
+//! preset as `base = "NAME"`; the preset is loaded first (itself possibly
+//! based on another) and the document's fields override it, tables merging
+//! key by key and any other value replacing the base's.
+//!
+//! This loader is generic over the type loaded, so the workload files use it too.
+
+use serde::de::DeserializeOwned;
+use std::fmt;
+
+/// One thing wrong with an input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// The file path or `preset NAME` the problem is in.
+    pub source: String,
+    /// 1-based line and column, where known.
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    /// Dotted path of the field, e.g. `node.card.chiplet.cores`; empty for the whole document.
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.source)?;
+        if let (Some(line), Some(column)) = (self.line, self.column) {
+            write!(f, ":{line}:{column}")?;
+        }
+        if self.path.is_empty() {
+            write!(f, ": {}", self.message)
+        } else {
+            write!(f, ": field `{}`: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Bad input: one or more problems, each located.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputError {
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for InputError {}
+
+impl InputError {
+    /// An error that is not tied to a place in a document.
+    pub fn general(source: impl Into<String>, message: impl Into<String>) -> InputError {
+        InputError {
+            problems: vec![Problem {
+                source: source.into(),
+                line: None,
+                column: None,
+                path: String::new(),
+                message: message.into(),
+            }],
+        }
+    }
+}
+
+/// A semantic problem found after parsing: a field path and what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invalid {
+    pub path: String,
+    pub message: String,
+}
+
+impl Invalid {
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Invalid {
+        Invalid { path: path.into(), message: message.into() }
+    }
+}
+
+/// Looks up the text of a preset by name; `None` if there is no such preset.
+pub type PresetLookup<'a> = &'a dyn Fn(&str) -> Option<&'static str>;
+
+/// The documents an input was assembled from, most specific last.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    docs: Vec<(String, String)>,
+}
+
+/// Parse `text` (named `source` in messages), apply its `base` preset chain,
+/// deserialize into `T`, then run `validate` and locate what it reports.
+pub fn load<T: DeserializeOwned>(
+    source: &str,
+    text: &str,
+    presets: PresetLookup<'_>,
+    validate: impl Fn(&T) -> Vec<Invalid>,
+) -> Result<T, InputError> {
+    let (table, sources) = resolve(source, text, presets, 0)?;
+    let value: T = deserialize(table, &sources)?;
+    let invalid = validate(&value);
+    if invalid.is_empty() {
+        Ok(value)
+    } else {
+        Err(InputError { problems: invalid.into_iter().map(|i| sources.locate(&i.path, i.message)).collect() })
+    }
+}
+
+const MAX_BASE_DEPTH: usize = 8;
+
+fn resolve(
+    source: &str,
+    text: &str,
+    presets: PresetLookup<'_>,
+    depth: usize,
+) -> Result<(toml::Table, Sources), InputError> {
+    let mut table: toml::Table = toml::from_str(text).map_err(|e| syntax_error(source, text, &e))?;
+    let this = (source.to_string(), text.to_string());
+    let Some(base) = table.remove("base") else {
+        return Ok((table, Sources { docs: vec![this] }));
+    };
+    let here = Sources { docs: vec![this.clone()] };
+    let toml::Value::String(name) = base else {
+        return Err(InputError {
+            problems: vec![here.locate("base", "expected the name of a preset, as a string".into())],
+        });
+    };
+    if depth >= MAX_BASE_DEPTH {
+        return Err(InputError {
+            problems: vec![here.locate("base", format!("presets are based on each other more than {MAX_BASE_DEPTH} deep; is there a cycle through `{name}`?"))],
+        });
+    }
+    let Some(base_text) = presets(&name) else {
+        return Err(InputError {
+            problems: vec![
+                here.locate("base", format!("expected the name of a preset, found \"{name}\" (see `npusim presets`)")),
+            ],
+        });
+    };
+    let (mut merged, mut sources) = resolve(&format!("preset {name}"), base_text, presets, depth + 1)?;
+    merge(&mut merged, table);
+    sources.docs.push(this);
+    Ok((merged, sources))
+}
+
+/// Overlay `over` onto `base`: tables merge key by key, other values replace.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+fn syntax_error(source: &str, text: &str, e: &toml::de::Error) -> InputError {
+    let (line, column) = e.span().map(|s| line_column(text, s.start)).unzip();
+    InputError {
+        problems: vec![Problem {
+            source: source.to_string(),
+            line,
+            column,
+            path: String::new(),
+            message: format!("TOML syntax error: {}", e.message().trim()),
+        }],
+    }
+}
+
+fn deserialize<T: DeserializeOwned>(table: toml::Table, sources: &Sources) -> Result<T, InputError> {
+    serde_path_to_error::deserialize(table).map_err(|e| {
+        let mut path = e.path().to_string();
+        if path == "." {
+            path.clear();
+        }
+        let raw = e.inner().message().trim().to_string();
+        let (path, message) = explain(path, &raw);
+        InputError { problems: vec![sources.locate(&path, message)] }
+    })
+}
+
+/// Rephrase serde's messages as "expected X, found Y" and name missing fields in the path.
+fn explain(path: String, raw: &str) -> (String, String) {
+    let join = |field: &str| if path.is_empty() { field.to_string() } else { format!("{path}.{field}") };
+    if let Some(field) = raw.strip_prefix("missing field `").and_then(|r| r.strip_suffix('`')) {
+        return (join(field), "this required field is missing".to_string());
+    }
+    if let Some(rest) = raw.strip_prefix("unknown field `") {
+        if let Some((field, expected)) = rest.split_once("`, expected ") {
+            let path = if path.ends_with(field) { path.clone() } else { join(field) };
+            return (path, format!("unknown field `{field}`; expected {}", expected.trim_start_matches("one of ")));
+        }
+        if let Some((field, _)) = rest.split_once("`, there are no fields") {
+            return (join(field), format!("unknown field `{field}`; this table takes no fields"));
+        }
+    }
+    if let Some(rest) = raw.strip_prefix("unknown variant `")
+        && let Some((found, expected)) = rest.split_once("`, expected ")
+    {
+        return (path, format!("expected {}, found \"{found}\"", expected));
+    }
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some((found, expected)) = raw.strip_prefix(prefix).and_then(|r| r.rsplit_once(", expected ")) {
+            let expected = match expected {
+                "u8" => "an integer from 0 to 255",
+                "u16" => "an integer from 0 to 65535",
+                "u32" | "u64" | "usize" => "a non-negative integer",
+                "i32" | "i64" => "an integer",
+                "f64" | "f32" => "a number",
+                other => other,
+            };
+            let found = found.replace('`', "");
+            return (path, format!("expected {expected}, found {found}"));
+        }
+    }
+    (path, raw.to_string())
+}
+
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+type LineColumn = Option<(usize, usize)>;
+
+enum Segment<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+fn segments(path: &str) -> Vec<Segment<'_>> {
+    let mut out = Vec::new();
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        let (key, mut rest) = part.split_once('[').map_or((part, ""), |(k, r)| (k, r));
+        if !key.is_empty() {
+            out.push(Segment::Key(key));
+        }
+        while let Some((index, tail)) = rest.split_once(']') {
+            if let Ok(i) = index.parse() {
+                out.push(Segment::Index(i));
+            }
+            rest = tail.trim_start_matches('[');
+        }
+    }
+    out
+}
+
+impl Sources {
+    /// Find where `path` is written: in the most specific document that has
+    /// it, or failing that where its closest written parent is.
+    pub fn locate(&self, path: &str, message: String) -> Problem {
+        let wanted = segments(path);
+        // The deepest partial match: (segments found, source, line and column).
+        let mut fallback: Option<(usize, &str, LineColumn)> = None;
+        for (source, text) in self.docs.iter().rev() {
+            let (depth, at) = find_span(text, &wanted);
+            if depth == wanted.len() {
+                return problem(source, at, path, message);
+            }
+            if fallback.as_ref().is_none_or(|(d, _, _)| depth > *d) {
+                fallback = Some((depth, source, at));
+            }
+        }
+        let (_, source, at) = fallback.unwrap_or((0, "", None));
+        problem(source, at, path, message)
+    }
+}
+
+fn problem(source: &str, at: Option<(usize, usize)>, path: &str, message: String) -> Problem {
+    let (line, column) = at.unzip();
+    Problem { source: source.to_string(), line, column, path: path.to_string(), message }
+}
+
+/// How many leading segments of `path` the document contains, and the line
+/// and column of the deepest one found.
+fn find_span(text: &str, path: &[Segment<'_>]) -> (usize, Option<(usize, usize)>) {
+    let Ok(root) = toml::de::DeTable::parse(text) else {
+        return (0, None);
+    };
+    let mut depth = 0;
+    let mut at = None;
+    let mut table = Some(root.get_ref());
+    let mut array: Option<&toml::de::DeArray<'_>> = None;
+    for segment in path {
+        let value = match (segment, table, array) {
+            (Segment::Key(k), Some(t), _) => match t.iter().find(|(key, _)| key.get_ref() == k) {
+                Some((key, value)) => {
+                    at = Some(line_column(text, key.span().start));
+                    value
+                }
+                None => break,
+            },
+            (Segment::Index(i), _, Some(a)) => match a.get(*i) {
+                Some(value) => {
+                    at = Some(line_column(text, value.span().start));
+                    value
+                }
+                None => break,
+            },
+            _ => break,
+        };
+        depth += 1;
+        // Point at the value rather than the key for leaves.
+        if !value.get_ref().is_table() && !value.get_ref().is_array() {
+            at = Some(line_column(text, value.span().start));
+        }
+        table = value.get_ref().as_table();
+        array = value.get_ref().as_array();
+    }
+    (depth, at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Inner {
+        count: u32,
+        #[serde(default)]
+        label: String,
+    }
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Outer {
+        name: String,
+        inner: Inner,
+    }
+
+    fn presets(name: &str) -> Option<&'static str> {
+        match name {
+            "small" => Some("name = \"small\"\n[inner]\ncount = 2\nlabel = \"from base\"\n"),
+            "loop" => Some("base = \"loop\"\nname = \"x\"\n"),
+            _ => None,
+        }
+    }
+
+    fn load_outer(text: &str) -> Result<Outer, InputError> {
+        load("test.toml", text, &presets, |_| vec![])
+    }
+
+    fn only(e: InputError) -> Problem {
+        assert_eq!(e.problems.len(), 1, "{e}");
+        e.problems.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn base_is_overridden_field_by_field() {
+        let o = load_outer("base = \"small\"\n[inner]\ncount = 5\n").unwrap();
+        assert_eq!(o, Outer { name: "small".into(), inner: Inner { count: 5, label: "from base".into() } });
+    }
+
+    #[test]
+    fn negative_count_names_line_column_and_field() {
+        let p = only(load_outer("name = \"a\"\n[inner]\ncount = -4\n").unwrap_err());
+        assert_eq!((p.line, p.column), (Some(3), Some(9)));
+        assert_eq!(p.path, "inner.count");
+        assert_eq!(p.message, "expected a non-negative integer, found integer -4");
+    }
+
+    #[test]
+    fn unknown_field_is_located() {
+        let p = only(load_outer("name = \"a\"\n[inner]\ncount = 1\ncolour = 3\n").unwrap_err());
+        assert_eq!(p.path, "inner.colour");
+        assert_eq!(p.line, Some(4));
+        assert!(p.message.starts_with("unknown field `colour`"), "{}", p.message);
+    }
+
+    #[test]
+    fn missing_field_points_at_its_table() {
+        let p = only(load_outer("name = \"a\"\n[inner]\nlabel = \"x\"\n").unwrap_err());
+        assert_eq!(p.path, "inner.count");
+        assert_eq!(p.line, Some(2));
+    }
+
+    #[test]
+    fn syntax_errors_have_a_position() {
+        let p = only(load_outer("name = \"a\"\n[inner\ncount = 1\n").unwrap_err());
+        assert_eq!(p.line, Some(2));
+        assert!(p.message.starts_with("TOML syntax error"), "{}", p.message);
+    }
+
+    #[test]
+    fn unknown_and_cyclic_bases_are_refused() {
+        let p = only(load_outer("base = \"nope\"\n").unwrap_err());
+        assert_eq!((p.path.as_str(), p.line), ("base", Some(1)));
+        let p = only(load_outer("base = \"loop\"\n").unwrap_err());
+        assert!(p.message.contains("cycle"), "{}", p.message);
+    }
+
+    #[test]
+    fn validation_problems_are_located_in_the_right_document() {
+        let e = load("mine.toml", "base = \"small\"\nname = \"b\"\n", &presets, |o: &Outer| {
+            vec![
+                Invalid::new("inner.count", format!("must be odd, found {}", o.inner.count)),
+                Invalid::new("name", "too short"),
+            ]
+        })
+        .unwrap_err();
+        assert_eq!(e.problems[0].source, "preset small");
+        assert_eq!(e.problems[0].line, Some(3));
+        assert_eq!(e.problems[1].source, "mine.toml");
+        assert_eq!(e.problems[1].line, Some(2));
+    }
+}

@@ -1,0 +1,5 @@
+//! Memory controllers.
+
+mod channels;
+
+pub use channels::{ChannelMemory, ChannelMemoryConfig, Refresh};

@@ -1,0 +1,54 @@
+//! The messages components of a machine send each other.
+
+use crate::cpu::HostTask;
+use crate::fabric::Route;
+use crate::npu::CommandList;
+use isa::{Engine, Program};
+use sim_core::{ComponentId, Time};
+use std::sync::Arc;
+
+/// Every message in a machine. Each component handles the variants addressed
+/// to its kind; `Done`, `Wake` and `Arrived` are shared replies.
+#[derive(Clone, Debug)]
+pub enum Msg {
+    /// The work the receiver asked for under `token` is finished.
+    Done { token: u64 },
+    /// A timer the receiver set for itself.
+    Wake { token: u64 },
+    /// A read or write for a memory controller.
+    Mem(MemRequest),
+    /// Run a program on an NPU core; the core replies `Done { token }` when every instruction retired.
+    RunProgram { program: Arc<Program>, reply_to: ComponentId, token: u64 },
+    /// An NPU core's engine finished instruction `index` of its current program.
+    EngineDone { engine: Engine, index: u32 },
+    /// Run a command list on a chiplet's sequencer; it replies `Done { token }`.
+    RunCommands { list: Arc<CommandList>, reply_to: ComponentId, token: u64 },
+    /// A chunk of a transfer crossing one link of its route.
+    Chunk(Chunk),
+    /// A chunk of the transfer `tag` reached its destination.
+    Arrived { tag: u64, bytes: u64 },
+    /// Run host work on the CPU cluster; it replies `Done { token }`.
+    HostTask { task: Arc<HostTask>, reply_to: ComponentId, token: u64 },
+}
+
+/// A memory transaction. The controller replies `Done { token }` to
+/// `reply_to`, `reply_delay` after the data is through (the return path's latency).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemRequest {
+    pub addr: u64,
+    pub bytes: u64,
+    pub write: bool,
+    pub reply_to: ComponentId,
+    pub token: u64,
+    pub reply_delay: Time,
+}
+
+/// Part of a transfer on its way along a route.
+#[derive(Clone, Debug)]
+pub struct Chunk {
+    pub route: Arc<Route>,
+    /// Index of the link the chunk is about to cross.
+    pub hop: u16,
+    pub bytes: u64,
+    pub tag: u64,
+}

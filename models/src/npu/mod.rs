@@ -1,0 +1,12 @@
+//! The NPU: cores with their engines, the chiplet's sequencer, and the
+//! command lists it runs.
+
+mod commands;
+mod core;
+mod sequencer;
+mod timing;
+
+pub use self::core::{Core, CoreConfig};
+pub use commands::{Command, CommandKind, CommandList};
+pub use sequencer::{Sequencer, SequencerConfig};
+pub use timing::{MatrixShape, VectorShape};

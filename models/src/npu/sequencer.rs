@@ -1,0 +1,229 @@
+//! A chiplet's sequencer (the hardware sync manager): runs a command list,
+//! launching core programs and fabric transfers as their dependencies finish.
+
+use super::commands::{CommandKind, CommandList};
+use crate::fabric::{Endpoint, Routes};
+use crate::msg::{Chunk, Msg};
+use sim_core::{BusyTime, Component, ComponentId, Ctx, Stats, Time, Unit};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+#[derive(Clone, Debug)]
+pub struct SequencerConfig {
+    /// This chiplet's index in the system.
+    pub device: u32,
+    /// The chiplet's cores, by index within the chiplet.
+    pub cores: Vec<ComponentId>,
+    pub routes: Arc<Routes>,
+    /// Transfers leave in chunks of this many bytes.
+    pub chunk: u64,
+}
+
+#[derive(Debug)]
+struct ListRun {
+    list: Arc<CommandList>,
+    reply_to: ComponentId,
+    token: u64,
+    deps_left: Vec<u32>,
+    dependents: Vec<Vec<u32>>,
+    cores_left: Vec<u32>,
+    waiting_recv: HashMap<u64, u32>,
+    done: usize,
+    started: Time,
+}
+
+#[derive(Debug)]
+pub struct Sequencer {
+    cfg: SequencerConfig,
+    waiting: VecDeque<(Arc<CommandList>, ComponentId, u64)>,
+    run: Option<ListRun>,
+    /// Bytes arrived per tag, not yet claimed by a receive.
+    received: HashMap<u64, u64>,
+    busy: BusyTime,
+    lists: u64,
+    commands: u64,
+    sent_bytes: u64,
+    faults: u64,
+}
+
+impl Sequencer {
+    pub fn new(cfg: SequencerConfig) -> Sequencer {
+        Sequencer {
+            cfg,
+            waiting: VecDeque::new(),
+            run: None,
+            received: HashMap::new(),
+            busy: BusyTime::default(),
+            lists: 0,
+            commands: 0,
+            sent_bytes: 0,
+            faults: 0,
+        }
+    }
+
+    fn start(&mut self, list: Arc<CommandList>, reply_to: ComponentId, token: u64, ctx: &mut Ctx<'_, Msg>) {
+        let n = list.commands.len();
+        let mut dependents = vec![Vec::new(); n];
+        let mut deps_left = vec![0u32; n];
+        for (i, c) in list.commands.iter().enumerate() {
+            deps_left[i] = c.deps.len() as u32;
+            for &d in &c.deps {
+                dependents[d as usize].push(i as u32);
+            }
+        }
+        self.run = Some(ListRun {
+            list,
+            reply_to,
+            token,
+            deps_left,
+            dependents,
+            cores_left: vec![0; n],
+            waiting_recv: HashMap::new(),
+            done: 0,
+            started: ctx.now(),
+        });
+        if n == 0 {
+            self.finish(ctx);
+            return;
+        }
+        let ready: Vec<u32> =
+            (0..n as u32).filter(|&i| self.run.as_ref().is_some_and(|r| r.deps_left[i as usize] == 0)).collect();
+        for i in ready {
+            self.launch(i, ctx);
+        }
+    }
+
+    fn launch(&mut self, index: u32, ctx: &mut Ctx<'_, Msg>) {
+        let Some(run) = self.run.as_mut() else { return };
+        self.commands += 1;
+        let list = Arc::clone(&run.list);
+        match &list.commands[index as usize].kind {
+            CommandKind::Compute { programs } => {
+                if programs.is_empty() {
+                    return self.complete(index, ctx);
+                }
+                run.cores_left[index as usize] = programs.len() as u32;
+                for (core, program) in programs {
+                    let Some(&target) = self.cfg.cores.get(*core as usize) else {
+                        self.faults += 1;
+                        continue;
+                    };
+                    let msg = Msg::RunProgram { program: Arc::clone(program), reply_to: ctx.me(), token: index as u64 };
+                    ctx.send(target, Time::ZERO, msg);
+                }
+            }
+            &CommandKind::Send { to, bytes, tag } => {
+                self.send(to, bytes, tag, ctx);
+                self.complete(index, ctx);
+            }
+            &CommandKind::Recv { bytes, tag } => {
+                let have = self.received.get(&tag).copied().unwrap_or(0);
+                if have >= bytes {
+                    self.received.remove(&tag);
+                    self.complete(index, ctx);
+                } else {
+                    run.waiting_recv.insert(tag, index);
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, to: Endpoint, bytes: u64, tag: u64, ctx: &mut Ctx<'_, Msg>) {
+        let Some(route) = self.cfg.routes.get(Endpoint::Device(self.cfg.device), to) else {
+            self.faults += 1;
+            return;
+        };
+        self.sent_bytes += bytes;
+        let mut left = bytes;
+        while left > 0 {
+            let size = left.min(self.cfg.chunk);
+            left -= size;
+            let chunk = Chunk { route: Arc::clone(route), hop: 0, bytes: size, tag };
+            match route.links.first() {
+                Some(&first) => ctx.send(first, Time::ZERO, Msg::Chunk(chunk)),
+                None => ctx.send(route.dest, Time::ZERO, Msg::Arrived { tag, bytes: size }),
+            }
+        }
+    }
+
+    fn complete(&mut self, index: u32, ctx: &mut Ctx<'_, Msg>) {
+        let Some(run) = self.run.as_mut() else { return };
+        run.done += 1;
+        let mut ready = Vec::new();
+        for &d in &run.dependents[index as usize] {
+            run.deps_left[d as usize] -= 1;
+            if run.deps_left[d as usize] == 0 {
+                ready.push(d);
+            }
+        }
+        if run.done == run.list.commands.len() {
+            self.finish(ctx);
+            return;
+        }
+        for d in ready {
+            self.launch(d, ctx);
+        }
+    }
+
+    fn finish(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        if let Some(run) = self.run.take() {
+            self.busy.record(run.started, ctx.now());
+            self.lists += 1;
+            ctx.send(run.reply_to, Time::ZERO, Msg::Done { token: run.token });
+        }
+        if let Some((list, reply_to, token)) = self.waiting.pop_front() {
+            self.start(list, reply_to, token, ctx);
+        }
+    }
+
+    fn arrived(&mut self, tag: u64, bytes: u64, ctx: &mut Ctx<'_, Msg>) {
+        let have = self.received.entry(tag).or_insert(0);
+        *have += bytes;
+        let have = *have;
+        let Some(run) = self.run.as_mut() else { return };
+        let Some(&index) = run.waiting_recv.get(&tag) else { return };
+        let CommandKind::Recv { bytes: want, .. } = run.list.commands[index as usize].kind else { return };
+        if have >= want {
+            run.waiting_recv.remove(&tag);
+            self.received.remove(&tag);
+            self.complete(index, ctx);
+        }
+    }
+}
+
+impl Component<Msg> for Sequencer {
+    fn kind(&self) -> &'static str {
+        "npu.sequencer"
+    }
+
+    fn handle(&mut self, msg: Msg, ctx: &mut Ctx<'_, Msg>) {
+        match msg {
+            Msg::RunCommands { list, reply_to, token } => {
+                if self.run.is_some() {
+                    self.waiting.push_back((list, reply_to, token));
+                } else {
+                    self.start(list, reply_to, token, ctx);
+                }
+            }
+            Msg::Done { token } => {
+                let index = token as u32;
+                let Some(run) = self.run.as_mut() else { return };
+                run.cores_left[index as usize] -= 1;
+                if run.cores_left[index as usize] == 0 {
+                    self.complete(index, ctx);
+                }
+            }
+            Msg::Arrived { tag, bytes } => self.arrived(tag, bytes, ctx),
+            other => debug_assert!(false, "sequencer received {other:?}"),
+        }
+    }
+
+    fn stats(&self, now: Time) -> Stats {
+        Stats::new()
+            .scalar("busy", Unit::Picoseconds, "time a command list was running", self.busy.total_until(now).as_ps())
+            .count("lists", "command lists completed", self.lists)
+            .count("commands", "commands launched", self.commands)
+            .bytes("sent_bytes", "bytes sent to other endpoints", self.sent_bytes)
+            .count("faults", "commands that named a missing core or route", self.faults)
+    }
+}

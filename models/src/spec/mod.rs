@@ -1,0 +1,85 @@
+//! Hardware spec types: the single source of truth for every parameter.
+//!
+//! A spec describes a [`SystemSpec`]: identical nodes, each with an Arm CPU
+//! host ([`CpuSpec`]) and accelerator cards ([`CardSpec`]) on PCIe; a card
+//! holds chiplets ([`ChipletSpec`]) joined by die-to-die links; a chiplet holds
+//! NPU cores ([`CoreSpec`]), an on-chip mesh ([`NocSpec`]) and DRAM stacks
+//! ([`MemorySpec`]). Quantities carry their units (see [`crate::units`]).
+//! Unknown fields are errors; defaults live only in the `default_*` functions
+//! of this module tree.
+
+mod cpu;
+mod figures;
+mod links;
+mod memory;
+mod npu;
+mod validate;
+
+pub use cpu::{CacheSpec, CpuPowerSpec, CpuSpec, DramSpec};
+pub use figures::Figure;
+pub use links::{D2dSpec, D2dTopology, NetworkSpec, PcieSpec, PeerLinkSpec};
+pub use memory::{DramTiming, MemoryEnergySpec, MemoryKind, MemorySpec};
+pub use npu::{
+    CardPowerSpec, CardSpec, ChipletEnergySpec, ChipletSpec, CoreSpec, Dataflow, DmaSpec, MatrixSpec, NocSpec,
+    ScratchpadSpec, VectorSpec,
+};
+pub use validate::validate;
+
+use crate::units::{Bytes, Duration};
+use serde::{Deserialize, Serialize};
+
+/// A whole system: `nodes` identical nodes joined by a scale-out network.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SystemSpec {
+    /// Short name, shown in reports.
+    pub name: String,
+    /// What the system models, naming the real products.
+    #[serde(default)]
+    pub description: String,
+    /// Number of identical nodes.
+    pub nodes: u32,
+    pub node: NodeSpec,
+    /// The scale-out network between nodes; required when `nodes > 1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkSpec>,
+    /// How coarse a unit of work one event stands for.
+    #[serde(default)]
+    pub simulation: SimulationSpec,
+}
+
+/// One node: a CPU host and its accelerator cards behind a PCIe switch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSpec {
+    pub cpu: CpuSpec,
+    /// Accelerator cards in the node.
+    pub cards: u32,
+    /// The accelerator card; required when `cards > 0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card: Option<CardSpec>,
+    /// The host's PCIe link from the CPU's root port to the node's PCIe switch.
+    pub host_link: PcieSpec,
+    /// Latency of one pass through the node's PCIe switch.
+    pub pcie_switch_latency: Duration,
+}
+
+/// Simulation granularity: how much work one event stands for. Smaller is
+/// finer and slower; the defaults keep contention visible at link and channel level.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulationSpec {
+    /// Transfers between devices travel link by link in chunks of this size.
+    #[serde(default = "default_fabric_chunk")]
+    pub fabric_chunk: Bytes,
+}
+
+impl Default for SimulationSpec {
+    fn default() -> Self {
+        SimulationSpec { fabric_chunk: default_fabric_chunk() }
+    }
+}
+
+fn default_fabric_chunk() -> Bytes {
+    Bytes(64 << 10)
+}

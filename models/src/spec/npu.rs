@@ -1,0 +1,158 @@
+//! The accelerator card, its chiplets and their NPU cores.
+
+use super::links::{D2dSpec, PcieSpec, PeerLinkSpec};
+use super::memory::MemorySpec;
+use crate::units::{Bytes, Energy, EnergyPerBit, Frequency, Power};
+use isa::Dtype;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// An accelerator card: chiplets on one package, a PCIe interface, optional peer links.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CardSpec {
+    /// Product name, e.g. "Rebellions REBEL-Quad".
+    pub model: String,
+    /// Identical compute chiplets on the card.
+    pub chiplets: u32,
+    pub chiplet: ChipletSpec,
+    /// Links between chiplets; required when `chiplets > 1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub d2d: Option<D2dSpec>,
+    /// The card's PCIe interface to the node's switch; port `p` attaches to
+    /// chiplet `p * chiplets / ports`.
+    pub host_link: PcieSpec,
+    /// Links to other cards through a node-level switch (NVLink class), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_link: Option<PeerLinkSpec>,
+    pub power: CardPowerSpec,
+}
+
+/// Power figures of a card.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CardPowerSpec {
+    /// Thermal design power (or total board power), for reference.
+    pub tdp: Power,
+    /// Static power of the card while on, memory background excluded.
+    pub idle: Power,
+}
+
+/// One compute chiplet.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChipletSpec {
+    /// NPU cores on the chiplet.
+    pub cores: u32,
+    /// Clock of the cores.
+    pub clock: Frequency,
+    pub core: CoreSpec,
+    /// On-chip SRAM shared by the chiplet's cores.
+    pub shared_sram: Bytes,
+    pub noc: NocSpec,
+    pub memory: MemorySpec,
+    pub energy: ChipletEnergySpec,
+}
+
+/// One NPU core: matrix and vector engines, a scratchpad and DMA.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoreSpec {
+    pub matrix: MatrixSpec,
+    pub vector: VectorSpec,
+    pub scratchpad: ScratchpadSpec,
+    pub dma: DmaSpec,
+}
+
+/// How operands stay in, and flow through, a systolic array.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Dataflow {
+    WeightStationary,
+    OutputStationary,
+    InputStationary,
+}
+
+/// The matrix engine(s) of a core.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatrixSpec {
+    /// Matrix engines per core (tensor cores per SM on a GPU).
+    #[serde(default = "one")]
+    pub engines: u32,
+    /// Processing elements along the reduction dimension.
+    pub rows: u32,
+    /// Processing elements along the output dimension.
+    pub cols: u32,
+    pub dataflow: Dataflow,
+    /// Multiply-accumulates one processing element completes per cycle, per
+    /// input dtype. A dtype not listed is not supported by the engine.
+    pub macs_per_pe: BTreeMap<Dtype, u32>,
+}
+
+/// The vector engine of a core.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VectorSpec {
+    /// FP32 lanes; each completes one simple element operation per cycle.
+    pub lanes: u32,
+    /// Cycles per element of a transcendental operation (exp, rsqrt, sigmoid) on one lane.
+    pub transcendental_cycles: u32,
+    /// Cycles from issue to first result.
+    pub pipeline_cycles: u32,
+}
+
+/// The scratchpad of a core.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScratchpadSpec {
+    pub size: Bytes,
+    pub banks: u32,
+    /// Bytes one bank reads or writes per cycle.
+    pub bank_width: Bytes,
+}
+
+/// The DMA engine of a core.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DmaSpec {
+    /// Instructions the DMA queue holds.
+    pub queue_depth: u32,
+    /// Memory transactions in flight at once.
+    pub max_outstanding: u32,
+    /// Size of one memory transaction; a load or store is split into these.
+    pub transaction_size: Bytes,
+}
+
+/// The on-chip mesh of a chiplet.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NocSpec {
+    /// Routers per row.
+    pub columns: u32,
+    /// Rows of routers.
+    pub rows: u32,
+    /// Bytes one link carries per cycle in each direction.
+    pub link_width: Bytes,
+    pub clock: Frequency,
+    /// Cycles a flit spends in one router.
+    pub router_latency_cycles: u32,
+}
+
+/// Energy of the chiplet's actions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChipletEnergySpec {
+    /// One multiply-accumulate, per input dtype; every dtype the matrix engine supports needs one.
+    pub mac: BTreeMap<Dtype, Energy>,
+    /// One element operation on one vector lane.
+    pub vector_op: Energy,
+    /// Reading or writing one bit of scratchpad.
+    pub sram: EnergyPerBit,
+    /// Moving one bit across one hop of the mesh.
+    pub noc_hop: EnergyPerBit,
+}
+
+fn one() -> u32 {
+    1
+}

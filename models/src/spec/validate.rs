@@ -1,0 +1,204 @@
+//! Semantic checks of a parsed spec: what serde's types alone cannot say.
+
+use super::{CardSpec, ChipletSpec, CpuSpec, D2dTopology, MemorySpec, PcieSpec, SystemSpec};
+use crate::input::Invalid;
+
+/// Every problem with `spec`, each naming its field path.
+pub fn validate(spec: &SystemSpec) -> Vec<Invalid> {
+    let mut out = Vec::new();
+    let mut at_least_one = |path: &str, value: u64| {
+        if value == 0 {
+            out.push(Invalid::new(path, "expected at least 1, found 0"));
+        }
+    };
+    at_least_one("nodes", spec.nodes.into());
+    let node = &spec.node;
+    let cpu = &node.cpu;
+    at_least_one("node.cpu.cores", cpu.cores.into());
+    at_least_one("node.cpu.issue_width", cpu.issue_width.into());
+    at_least_one("node.cpu.vector_pipes", cpu.vector_pipes.into());
+    at_least_one("node.cpu.max_outstanding_misses", cpu.max_outstanding_misses.into());
+    at_least_one("node.cpu.dram.channels", cpu.dram.channels.into());
+    if let Some(card) = &node.card {
+        let c = &card.chiplet;
+        at_least_one("node.card.chiplets", card.chiplets.into());
+        at_least_one("node.card.chiplet.cores", c.cores.into());
+        at_least_one("node.card.chiplet.core.matrix.engines", c.core.matrix.engines.into());
+        at_least_one("node.card.chiplet.core.matrix.rows", c.core.matrix.rows.into());
+        at_least_one("node.card.chiplet.core.matrix.cols", c.core.matrix.cols.into());
+        at_least_one("node.card.chiplet.core.vector.lanes", c.core.vector.lanes.into());
+        at_least_one("node.card.chiplet.core.vector.transcendental_cycles", c.core.vector.transcendental_cycles.into());
+        at_least_one("node.card.chiplet.core.scratchpad.banks", c.core.scratchpad.banks.into());
+        at_least_one("node.card.chiplet.core.dma.queue_depth", c.core.dma.queue_depth.into());
+        at_least_one("node.card.chiplet.core.dma.max_outstanding", c.core.dma.max_outstanding.into());
+        at_least_one("node.card.chiplet.noc.columns", c.noc.columns.into());
+        at_least_one("node.card.chiplet.noc.rows", c.noc.rows.into());
+        at_least_one("node.card.chiplet.memory.stacks", c.memory.stacks.into());
+        at_least_one("node.card.chiplet.memory.channels_per_stack", c.memory.channels_per_stack.into());
+        at_least_one("node.card.chiplet.memory.pseudo_channels", c.memory.pseudo_channels.into());
+        at_least_one("node.card.chiplet.memory.bus_width_bits", c.memory.bus_width_bits.into());
+        at_least_one("node.card.chiplet.memory.timing.burst_length", c.memory.timing.burst_length.into());
+    }
+    pcie(&mut out, "node.host_link", &node.host_link);
+    cpu_checks(&mut out, cpu);
+    if spec.nodes > 1 && spec.network.is_none() {
+        out.push(Invalid::new("network", format!("a system of {} nodes needs a [network] table", spec.nodes)));
+    }
+    match (&node.card, node.cards) {
+        (None, n) if n > 0 => {
+            out.push(Invalid::new("node.card", format!("node.cards = {n} but no [node.card] table describes the card")))
+        }
+        (Some(card), _) => card_checks(&mut out, card),
+        _ => {}
+    }
+    if spec.simulation.fabric_chunk.get() < 64 {
+        out.push(Invalid::new(
+            "simulation.fabric_chunk",
+            format!("expected at least 64 B, found {}", spec.simulation.fabric_chunk),
+        ));
+    }
+    out
+}
+
+fn cpu_checks(out: &mut Vec<Invalid>, cpu: &CpuSpec) {
+    if cpu.vector_bits < 64 || !cpu.vector_bits.is_power_of_two() {
+        out.push(Invalid::new(
+            "node.cpu.vector_bits",
+            format!("expected a power of two of at least 64, found {}", cpu.vector_bits),
+        ));
+    }
+    if cpu.power.idle > cpu.power.tdp {
+        out.push(Invalid::new(
+            "node.cpu.power.idle",
+            format!("idle power {} exceeds the TDP {}", cpu.power.idle, cpu.power.tdp),
+        ));
+    }
+}
+
+fn pcie(out: &mut Vec<Invalid>, path: &str, link: &PcieSpec) {
+    if !(3..=6).contains(&link.generation) {
+        out.push(Invalid::new(
+            format!("{path}.generation"),
+            format!("expected a PCIe generation from 3 to 6, found {}", link.generation),
+        ));
+    }
+    if ![1, 2, 4, 8, 16].contains(&link.lanes) {
+        out.push(Invalid::new(
+            format!("{path}.lanes"),
+            format!("expected 1, 2, 4, 8 or 16 lanes, found {}", link.lanes),
+        ));
+    }
+    if link.ports == 0 {
+        out.push(Invalid::new(format!("{path}.ports"), "expected at least 1, found 0"));
+    }
+}
+
+fn card_checks(out: &mut Vec<Invalid>, card: &CardSpec) {
+    pcie(out, "node.card.host_link", &card.host_link);
+    if card.host_link.ports > card.chiplets {
+        out.push(Invalid::new(
+            "node.card.host_link.ports",
+            format!(
+                "{} PCIe ports cannot attach to {} chiplets (one port per chiplet at most)",
+                card.host_link.ports, card.chiplets
+            ),
+        ));
+    }
+    match &card.d2d {
+        None if card.chiplets > 1 => out.push(Invalid::new(
+            "node.card.d2d",
+            format!("a card of {} chiplets needs a [node.card.d2d] table", card.chiplets),
+        )),
+        Some(d2d)
+            if d2d.topology == D2dTopology::Mesh
+                && (d2d.columns == 0 || !card.chiplets.is_multiple_of(d2d.columns)) =>
+        {
+            out.push(Invalid::new(
+                "node.card.d2d.columns",
+                format!("a mesh of {} chiplets needs columns dividing it, found {}", card.chiplets, d2d.columns),
+            ))
+        }
+        _ => {}
+    }
+    if card.power.idle > card.power.tdp {
+        out.push(Invalid::new(
+            "node.card.power.idle",
+            format!("idle power {} exceeds the TDP {}", card.power.idle, card.power.tdp),
+        ));
+    }
+    chiplet_checks(out, &card.chiplet);
+}
+
+fn chiplet_checks(out: &mut Vec<Invalid>, c: &ChipletSpec) {
+    let m = &c.core.matrix;
+    if m.macs_per_pe.is_empty() {
+        out.push(Invalid::new(
+            "node.card.chiplet.core.matrix.macs_per_pe",
+            "expected at least one dtype the matrix engine supports",
+        ));
+    }
+    for (dtype, rate) in &m.macs_per_pe {
+        if *rate == 0 {
+            out.push(Invalid::new(
+                format!("node.card.chiplet.core.matrix.macs_per_pe.{dtype}"),
+                "expected at least 1 (leave a dtype out if it is unsupported)",
+            ));
+        }
+        if !c.energy.mac.contains_key(dtype) {
+            out.push(Invalid::new(
+                "node.card.chiplet.energy.mac",
+                format!("the matrix engine supports {dtype} but no MAC energy is given for it"),
+            ));
+        }
+    }
+    if u64::from(c.noc.columns) * u64::from(c.noc.rows) < u64::from(c.cores) {
+        out.push(Invalid::new(
+            "node.card.chiplet.noc",
+            format!("a {}x{} mesh has too few routers for {} cores", c.noc.columns, c.noc.rows, c.cores),
+        ));
+    }
+    if c.core.scratchpad.size.get() < 4096 {
+        out.push(Invalid::new(
+            "node.card.chiplet.core.scratchpad.size",
+            format!("expected at least 4 KiB, found {}", c.core.scratchpad.size),
+        ));
+    }
+    let dma = &c.core.dma;
+    if dma.transaction_size.get() < 64 || dma.transaction_size.get() > c.core.scratchpad.size.get() {
+        out.push(Invalid::new(
+            "node.card.chiplet.core.dma.transaction_size",
+            format!("expected from 64 B up to the scratchpad size, found {}", dma.transaction_size),
+        ));
+    }
+    memory_checks(out, &c.memory);
+}
+
+fn memory_checks(out: &mut Vec<Invalid>, m: &MemorySpec) {
+    let path = "node.card.chiplet.memory";
+    if m.interleave.get() < 32 || !m.interleave.get().is_power_of_two() {
+        out.push(Invalid::new(
+            format!("{path}.interleave"),
+            format!("expected a power of two of at least 32 B, found {}", m.interleave),
+        ));
+    }
+    let pcs = m.channels_per_stack as u64 * m.pseudo_channels as u64;
+    if pcs > 0 && !(m.bus_width_bits as u64).is_multiple_of(pcs) {
+        out.push(Invalid::new(
+            format!("{path}.bus_width_bits"),
+            format!("{} pins do not divide evenly over {pcs} pseudo-channels", m.bus_width_bits),
+        ));
+    }
+    let t = &m.timing;
+    if t.t_rc.time() < t.t_ras.time() + t.t_rp.time() {
+        out.push(Invalid::new(
+            format!("{path}.timing.tRC"),
+            format!("tRC ({}) must be at least tRAS + tRP ({} + {})", t.t_rc, t.t_ras, t.t_rp),
+        ));
+    }
+    if t.t_refi.time() <= t.t_rfc.time() {
+        out.push(Invalid::new(
+            format!("{path}.timing.tREFI"),
+            format!("tREFI ({}) must exceed tRFC ({})", t.t_refi, t.t_rfc),
+        ));
+    }
+}

@@ -1,0 +1,232 @@
+//! Statistics primitives that components own: counters, busy-time
+//! accumulators and histograms, and the typed, unit-carrying records a
+//! component hands over at the end of a run.
+
+use crate::time::Time;
+use serde::Serialize;
+
+/// The unit a statistic is counted in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unit {
+    /// A plain count of things (instructions, requests, activates).
+    Count,
+    Bytes,
+    Picoseconds,
+    /// Cycles of the owning component's clock.
+    Cycles,
+}
+
+/// A five-number-plus summary of a distribution.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Summary {
+    pub count: u64,
+    pub min: u64,
+    pub max: u64,
+    pub mean: f64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatValue {
+    Scalar(u64),
+    Distribution(Summary),
+}
+
+/// One statistic: a named, described value with its unit.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Stat {
+    pub name: String,
+    pub unit: Unit,
+    pub description: &'static str,
+    pub value: StatValue,
+}
+
+/// The statistics of one component.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct Stats(Vec<Stat>);
+
+impl Stats {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn scalar(mut self, name: impl Into<String>, unit: Unit, description: &'static str, value: u64) -> Self {
+        self.0.push(Stat { name: name.into(), unit, description, value: StatValue::Scalar(value) });
+        self
+    }
+    pub fn count(self, name: impl Into<String>, description: &'static str, value: u64) -> Self {
+        self.scalar(name, Unit::Count, description, value)
+    }
+    pub fn bytes(self, name: impl Into<String>, description: &'static str, value: u64) -> Self {
+        self.scalar(name, Unit::Bytes, description, value)
+    }
+    pub fn time(self, name: impl Into<String>, description: &'static str, value: Time) -> Self {
+        self.scalar(name, Unit::Picoseconds, description, value.as_ps())
+    }
+    pub fn distribution(
+        mut self,
+        name: impl Into<String>,
+        unit: Unit,
+        description: &'static str,
+        histogram: &Histogram,
+    ) -> Self {
+        self.0.push(Stat { name: name.into(), unit, description, value: StatValue::Distribution(histogram.summary()) });
+        self
+    }
+    pub fn push(&mut self, stat: Stat) {
+        self.0.push(stat);
+    }
+    pub fn extend(&mut self, other: Stats) {
+        self.0.extend(other.0);
+    }
+    pub fn iter(&self) -> impl Iterator<Item = &Stat> {
+        self.0.iter()
+    }
+    /// The scalar named `name`, if there is one.
+    pub fn scalar_value(&self, name: &str) -> Option<u64> {
+        self.0.iter().find(|s| s.name == name).and_then(|s| match s.value {
+            StatValue::Scalar(v) => Some(v),
+            StatValue::Distribution(_) => None,
+        })
+    }
+}
+
+/// Total time during which a resource was busy.
+///
+/// Intervals are booked as they are decided, in order of start time, and may
+/// overlap (an engine with several operations in flight): overlapping time is
+/// counted once.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BusyTime {
+    total: Time,
+    run_start: Time,
+    busy_until: Time,
+}
+
+impl BusyTime {
+    /// Book `[start, end)`. Starts must not decrease from one call to the next.
+    pub fn record(&mut self, start: Time, end: Time) {
+        debug_assert!(start >= self.run_start, "busy intervals booked out of order");
+        if end <= start {
+            return;
+        }
+        if start >= self.busy_until {
+            self.total += end - start;
+            self.run_start = start;
+            self.busy_until = end;
+        } else if end > self.busy_until {
+            self.total += end - self.busy_until;
+            self.busy_until = end;
+        }
+    }
+
+    /// Busy time up to `now`; time booked beyond `now` is not counted.
+    pub fn total_until(&self, now: Time) -> Time {
+        if self.busy_until <= now {
+            self.total
+        } else {
+            let beyond = self.busy_until - self.run_start.max(now);
+            self.total.saturating_sub(beyond)
+        }
+    }
+
+    /// The end of the latest booked interval.
+    pub fn busy_until(&self) -> Time {
+        self.busy_until
+    }
+}
+
+/// A distribution of values with bounded relative error (three significant
+/// digits), for latencies and sizes.
+#[derive(Clone, Debug)]
+pub struct Histogram {
+    inner: hdrhistogram::Histogram<u64>,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram::new()
+    }
+}
+
+impl Histogram {
+    pub fn new() -> Self {
+        let mut inner = hdrhistogram::Histogram::new(3).expect("three significant digits is a valid precision");
+        // Grow to any value rather than saturate: latencies span picoseconds to seconds.
+        inner.auto(true);
+        Histogram { inner }
+    }
+    pub fn record(&mut self, value: u64) {
+        if self.inner.record(value).is_err() {
+            self.inner.saturating_record(value);
+        }
+    }
+    pub fn count(&self) -> u64 {
+        self.inner.len()
+    }
+    pub fn summary(&self) -> Summary {
+        if self.inner.is_empty() {
+            return Summary::default();
+        }
+        Summary {
+            count: self.inner.len(),
+            min: self.inner.min(),
+            max: self.inner.max(),
+            mean: self.inner.mean(),
+            p50: self.inner.value_at_quantile(0.50),
+            p90: self.inner.value_at_quantile(0.90),
+            p99: self.inner.value_at_quantile(0.99),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ns(n: u64) -> Time {
+        Time::from_ns(n)
+    }
+
+    #[test]
+    fn overlapping_busy_intervals_count_once() {
+        let mut b = BusyTime::default();
+        b.record(ns(0), ns(10));
+        b.record(ns(5), ns(12));
+        b.record(ns(20), ns(25));
+        assert_eq!(b.total_until(ns(100)), ns(17));
+    }
+
+    #[test]
+    fn busy_time_past_the_end_is_clipped() {
+        let mut b = BusyTime::default();
+        b.record(ns(0), ns(10));
+        b.record(ns(20), ns(40));
+        assert_eq!(b.total_until(ns(30)), ns(20));
+        assert_eq!(b.total_until(ns(15)), ns(10));
+    }
+
+    #[test]
+    fn histogram_percentiles_are_within_three_digits() {
+        let mut h = Histogram::new();
+        for v in 1..=10_000 {
+            h.record(v);
+        }
+        let s = h.summary();
+        assert_eq!(s.count, 10_000);
+        assert!((s.p50 as f64 - 5_000.0).abs() / 5_000.0 < 1e-3, "{s:?}");
+        assert!((s.p99 as f64 - 9_900.0).abs() / 9_900.0 < 1e-3);
+        assert!((s.mean - 5_000.5).abs() < 5.0);
+    }
+
+    #[test]
+    fn stats_carry_units() {
+        let s = Stats::new().bytes("read", "bytes read", 64).count("ops", "operations", 3);
+        assert_eq!(s.scalar_value("read"), Some(64));
+        assert_eq!(s.iter().next().unwrap().unit, Unit::Bytes);
+    }
+}
