@@ -169,9 +169,37 @@ fn syntax_error(source: &str, text: &str, e: &toml::de::Error) -> InputError {
             source: source.to_string(),
             line,
             column,
-            path: String::new(),
+            path: line.map(|l| field_at(text, l)).unwrap_or_default(),
             message: format!("TOML syntax error: {}", e.message().trim()),
         }],
+    }
+}
+
+/// The field being written at `line`: the last table header above it and
+/// the key on the line, as far as they can be read from text that does not parse.
+fn field_at(text: &str, line: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let header = lines[..line.saturating_sub(1).min(lines.len())]
+        .iter()
+        .rev()
+        .find_map(|l| {
+            let l = l.trim();
+            let inner = l
+                .strip_prefix("[[")
+                .and_then(|r| r.split("]]").next())
+                .or_else(|| l.strip_prefix('[').and_then(|r| r.split(']').next()))?;
+            Some(inner.trim().to_string())
+        })
+        .unwrap_or_default();
+    let key = lines.get(line.saturating_sub(1)).and_then(|l| {
+        let (k, _) = l.split_once('=')?;
+        let k = k.trim();
+        (!k.is_empty() && !k.starts_with('[') && !k.starts_with('#')).then(|| k.trim_matches('"').to_string())
+    });
+    match (header.is_empty(), key) {
+        (true, Some(k)) => k,
+        (false, Some(k)) => format!("{header}.{k}"),
+        (_, None) => header,
     }
 }
 
@@ -183,7 +211,13 @@ fn deserialize<T: DeserializeOwned>(table: toml::Table, sources: &Sources) -> Re
         }
         let raw = e.inner().message().trim().to_string();
         let (path, message) = explain(path, &raw);
-        InputError { problems: vec![sources.locate(&path, message)] }
+        // An unknown field is wrong in its name: point at the key, not the value.
+        let problem = if message.starts_with("unknown field") {
+            sources.locate_key(&path, message)
+        } else {
+            sources.locate(&path, message)
+        };
+        InputError { problems: vec![problem] }
     })
 }
 
@@ -257,13 +291,23 @@ fn segments(path: &str) -> Vec<Segment<'_>> {
 
 impl Sources {
     /// Find where `path` is written: in the most specific document that has
-    /// it, or failing that where its closest written parent is.
+    /// it, or failing that where its closest written parent is. Points at the
+    /// value of a leaf field.
     pub fn locate(&self, path: &str, message: String) -> Problem {
+        self.find(path, message, false)
+    }
+
+    /// As [`Sources::locate`], pointing at the field's key.
+    pub fn locate_key(&self, path: &str, message: String) -> Problem {
+        self.find(path, message, true)
+    }
+
+    fn find(&self, path: &str, message: String, key: bool) -> Problem {
         let wanted = segments(path);
         // The deepest partial match: (segments found, source, line and column).
         let mut fallback: Option<(usize, &str, LineColumn)> = None;
         for (source, text) in self.docs.iter().rev() {
-            let (depth, at) = find_span(text, &wanted);
+            let (depth, at) = find_span(text, &wanted, key);
             if depth == wanted.len() {
                 return problem(source, at, path, message);
             }
@@ -282,8 +326,8 @@ fn problem(source: &str, at: Option<(usize, usize)>, path: &str, message: String
 }
 
 /// How many leading segments of `path` the document contains, and the line
-/// and column of the deepest one found.
-fn find_span(text: &str, path: &[Segment<'_>]) -> (usize, Option<(usize, usize)>) {
+/// and column of the deepest one found (its key if `key`, else its value).
+fn find_span(text: &str, path: &[Segment<'_>], key: bool) -> (usize, Option<(usize, usize)>) {
     let Ok(root) = toml::de::DeTable::parse(text) else {
         return (0, None);
     };
@@ -311,7 +355,7 @@ fn find_span(text: &str, path: &[Segment<'_>]) -> (usize, Option<(usize, usize)>
         };
         depth += 1;
         // Point at the value rather than the key for leaves.
-        if !value.get_ref().is_table() && !value.get_ref().is_array() {
+        if !key && !value.get_ref().is_table() && !value.get_ref().is_array() {
             at = Some(line_column(text, value.span().start));
         }
         table = value.get_ref().as_table();
@@ -391,6 +435,8 @@ mod tests {
         let p = only(load_outer("name = \"a\"\n[inner\ncount = 1\n").unwrap_err());
         assert_eq!(p.line, Some(2));
         assert!(p.message.starts_with("TOML syntax error"), "{}", p.message);
+        let p = only(load_outer("name = \"a\"\n[inner]\ncount = 16x\n").unwrap_err());
+        assert_eq!((p.line, p.path.as_str()), (Some(3), "inner.count"));
     }
 
     #[test]

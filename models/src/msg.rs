@@ -2,8 +2,8 @@
 
 use crate::cpu::HostTask;
 use crate::fabric::Route;
-use crate::npu::CommandList;
-use isa::{Engine, Program};
+use crate::npu::{CommandList, PreparedProgram};
+use isa::Engine;
 use sim_core::{ComponentId, Time};
 use std::sync::Arc;
 
@@ -18,7 +18,7 @@ pub enum Msg {
     /// A read or write for a memory controller.
     Mem(MemRequest),
     /// Run a program on an NPU core; the core replies `Done { token }` when every instruction retired.
-    RunProgram { program: Arc<Program>, reply_to: ComponentId, token: u64 },
+    RunProgram { program: Arc<PreparedProgram>, reply_to: ComponentId, token: u64 },
     /// An NPU core's engine finished instruction `index` of its current program.
     EngineDone { engine: Engine, index: u32 },
     /// Run a command list on a chiplet's sequencer; it replies `Done { token }`.

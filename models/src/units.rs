@@ -75,6 +75,11 @@ impl Bandwidth {
     pub fn time_for(self, bytes: u64) -> Time {
         Time::for_rate(bytes * 8, self.bits_per_s)
     }
+    /// This rate in bytes, precomputed for fast transfer times (see [`sim_core::Rate`]).
+    pub fn byte_rate(self) -> sim_core::Rate {
+        sim_core::Rate::per_second(self.bits_per_s / 8)
+            .unwrap_or_else(|| sim_core::Rate::per_second(1).expect("one byte per second is a rate"))
+    }
     /// This rate shared equally `n` ways (rounded down to a bit per second).
     pub fn divided(self, n: u64) -> Bandwidth {
         Bandwidth { bits_per_s: self.bits_per_s / n.max(1) }

@@ -1,1 +1,36 @@
-//! placeholder
+//! # reports: what a run means, in numbers and words
+//!
+//! Turns a [`workloads::RunResult`] into a [`Report`]: latency percentiles
+//! (TTFT, TPOT, end to end), throughput, energy with its breakdown, joules per
+//! token, utilisation per component class, traffic, and the bottleneck. A
+//! report prints as a short terminal [`summary`] or as versioned JSON
+//! ([`Report::to_json`], schema in `reports/README.md`). This crate computes
+//! and formats; it never runs simulations and never writes files.
+
+pub mod metrics;
+mod report;
+mod summary;
+
+pub use report::{
+    Energy, Hardware, Latency, MemoryPerChiplet, Report, SCHEMA_VERSION, StepShare, Steps, WorkloadSummary,
+};
+pub use summary::summary;
+
+#[cfg(test)]
+mod tests {
+    use super::metrics::Distribution;
+    use sim_core::Time;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let values: Vec<Time> = (1..=100).map(Time::from_ns).collect();
+        let d = Distribution::of(&values).unwrap();
+        assert_eq!(d.p50, 50e-9);
+        assert_eq!(d.p90, 90e-9);
+        assert_eq!(d.p99, 99e-9);
+        assert!((d.mean - 50.5e-9).abs() < 1e-15);
+        let one = Distribution::of(&[Time::from_ns(7)]).unwrap();
+        assert_eq!((one.p50, one.p99), (7e-9, 7e-9));
+        assert!(Distribution::of(&[]).is_none());
+    }
+}

@@ -103,6 +103,30 @@ impl fmt::Display for Time {
     }
 }
 
+/// A fixed rate of work (bytes, bits, operations per second), precomputed so
+/// that the time for `n` units is a multiplication rather than a division.
+/// Times are rounded up, never down: at most one picosecond plus `n / 2^32`
+/// picoseconds above the exact value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Rate {
+    ps_per_unit_q32: u128,
+}
+
+impl Rate {
+    /// `per_second` units per second; `None` for zero.
+    pub fn per_second(per_second: u64) -> Option<Rate> {
+        if per_second == 0 {
+            return None;
+        }
+        Some(Rate { ps_per_unit_q32: (PS_PER_S << 32).div_ceil(per_second as u128) })
+    }
+
+    pub fn time_for(self, units: u64) -> Time {
+        let ps = (units as u128 * self.ps_per_unit_q32 + (1 << 32) - 1) >> 32;
+        Time(u64::try_from(ps).unwrap_or(u64::MAX))
+    }
+}
+
 /// A number of cycles of some clock. Meaningless without its [`Clock`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -194,6 +218,22 @@ mod tests {
     fn rates_round_up() {
         assert_eq!(Time::for_rate(1, 3), Time::from_ps(333_333_333_334));
         assert_eq!(Time::for_rate(0, 3), Time::ZERO);
+    }
+
+    #[test]
+    fn rates_round_up_within_a_picosecond() {
+        for per_second in [1u64, 3, 1_000_000_000, 37_500_000_000, 1_200_000_000_000] {
+            let rate = Rate::per_second(per_second).unwrap();
+            for units in [0u64, 1, 7, 4096, 1 << 20, 123_456_789].into_iter().filter(|&u| u / per_second < 1_000_000) {
+                let exact = Time::for_rate(units, per_second).as_ps();
+                let fast = rate.time_for(units).as_ps();
+                assert!(
+                    fast >= exact && fast <= exact + 1 + (units >> 32),
+                    "{units} at {per_second}/s: {fast} vs {exact}"
+                );
+            }
+        }
+        assert!(Rate::per_second(0).is_none());
     }
 
     #[test]

@@ -1,1 +1,33 @@
-//! placeholder
+//! # workloads: what runs on the hardware, and the run itself
+//!
+//! - [`model`]: transformer configs (A.X K1, DeepSeek-V3, Llama) and the
+//!   figures derived from them (parameters, KV-cache bytes).
+//! - [`workload`]: a workload file: the model, the scenario (batch, lengths,
+//!   dtypes), the parallel plan and the MoE routing model.
+//! - [`build`]: the op graph of one step ([`graph::StepGraph`]), placed on
+//!   the system's chiplets, with MoE dispatch and combine as transfers.
+//! - [`lower`] and [`kernels`]: the graph lowered to per-chiplet command
+//!   lists of per-core ISA programs.
+//! - [`runtime`]: the serving runtime on the host CPU model, which forms,
+//!   launches and samples each step; [`run`] assembles the machine around it
+//!   and runs the event engine.
+//!
+//! ```no_run
+//! let hardware = models::presets::load_preset("sovereign-node").unwrap();
+//! let workload = workloads::workload_preset("axk1-decode").unwrap();
+//! let result = workloads::run(&hardware, &workload, 1).unwrap();
+//! println!("{} tokens in {}", result.requests.iter().map(|r| r.tokens).sum::<u32>(), result.simulated);
+//! ```
+
+pub mod build;
+pub mod graph;
+pub mod kernels;
+pub mod lower;
+pub mod model;
+pub mod routing;
+pub mod run;
+pub mod runtime;
+pub mod workload;
+
+pub use run::{RunError, RunResult, run};
+pub use workload::{DEFAULT_WORKLOAD, Workload, load_workload, workload_preset};

@@ -4,7 +4,7 @@
 
 use crate::msg::Msg;
 use crate::units::Bandwidth;
-use sim_core::{BusyTime, Component, Ctx, Stats, Time, Unit};
+use sim_core::{BusyTime, Component, Ctx, Rate, Stats, Time, Unit};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct LinkConfig {
@@ -17,6 +17,7 @@ pub struct LinkConfig {
 #[derive(Debug)]
 pub struct Link {
     cfg: LinkConfig,
+    rate: Rate,
     free_at: Time,
     busy: BusyTime,
     bytes: u64,
@@ -25,7 +26,14 @@ pub struct Link {
 
 impl Link {
     pub fn new(cfg: LinkConfig) -> Link {
-        Link { cfg, free_at: Time::ZERO, busy: BusyTime::default(), bytes: 0, chunks: 0 }
+        Link {
+            rate: cfg.bandwidth.byte_rate(),
+            cfg,
+            free_at: Time::ZERO,
+            busy: BusyTime::default(),
+            bytes: 0,
+            chunks: 0,
+        }
     }
 }
 
@@ -40,7 +48,7 @@ impl Component<Msg> for Link {
             return;
         };
         let start = ctx.now().max(self.free_at);
-        let end = start + self.cfg.bandwidth.time_for(chunk.bytes);
+        let end = start + self.rate.time_for(chunk.bytes);
         self.free_at = end;
         self.busy.record(start, end);
         self.bytes += chunk.bytes;

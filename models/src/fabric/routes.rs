@@ -3,13 +3,15 @@
 //! fabric chunk (latency plus serialisation at each hop), ties broken by the
 //! order links were added, so routes are the same on every run.
 
+use serde::{Deserialize, Serialize};
 use sim_core::{ComponentId, Time};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
 /// Where a transfer starts or ends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Endpoint {
     /// A chiplet, by its index in the whole system.
     Device(u32),

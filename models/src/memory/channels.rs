@@ -10,7 +10,7 @@
 
 use crate::msg::{MemRequest, Msg};
 use crate::units::Bandwidth;
-use sim_core::{BusyTime, Component, Ctx, Histogram, Stats, Time, Unit};
+use sim_core::{BusyTime, Component, Ctx, Histogram, Rate, Stats, Time, Unit};
 
 /// All-bank refresh: every `interval`, a channel is unavailable for `duration`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,7 +27,7 @@ pub struct ChannelMemoryConfig {
     pub channel_bandwidth: Bandwidth,
     /// Bytes mapped to one channel before the next.
     pub interleave: u64,
-    /// Row-buffer size of one channel, for counting activates.
+    /// Row-buffer size of one channel, for counting activates; rounded up to a power of two.
     pub page_size: u64,
     /// Unloaded access latency, added to every request.
     pub latency: Time,
@@ -37,6 +37,14 @@ pub struct ChannelMemoryConfig {
 #[derive(Debug)]
 pub struct ChannelMemory {
     cfg: ChannelMemoryConfig,
+    rate: Rate,
+    /// Scratch space for splitting a request over channels.
+    split: Vec<u64>,
+    /// Per channel, the start of the next refresh window it may meet.
+    next_refresh: Vec<Time>,
+    /// The page size as a shift and mask (it is a power of two).
+    page_shift: u32,
+    page_mask: u64,
     free_at: Vec<Time>,
     busy: Vec<BusyTime>,
     per_channel: Vec<u64>,
@@ -51,6 +59,13 @@ impl ChannelMemory {
     pub fn new(cfg: ChannelMemoryConfig) -> ChannelMemory {
         let n = cfg.channels as usize;
         ChannelMemory {
+            rate: cfg.channel_bandwidth.byte_rate(),
+            page_shift: cfg.page_size.next_power_of_two().trailing_zeros(),
+            page_mask: cfg.page_size.next_power_of_two() - 1,
+            split: vec![0; n],
+            next_refresh: (0..n as u64)
+                .map(|c| cfg.refresh.map_or(Time::MAX, |r| Time::from_ps(r.interval.as_ps() * c / n as u64)))
+                .collect(),
             cfg,
             free_at: vec![Time::ZERO; n],
             busy: vec![BusyTime::default(); n],
@@ -79,10 +94,11 @@ impl ChannelMemory {
         }
         let full = (end - at) / il;
         if full > 0 {
-            let first = (at / il) % n;
-            for c in 0..n {
-                let extra = u64::from((c + n - first) % n < full % n);
-                split[c as usize] += (full / n + extra) * il;
+            let (rounds, extra) = (full / n * il, full % n);
+            let first = ((at / il) % n) as usize;
+            // Channels first, first + 1, ... (wrapping) get one granule more than the rest.
+            for (i, c) in (first..split.len()).chain(0..first).enumerate() {
+                split[c] += rounds + if (i as u64) < extra { il } else { 0 };
             }
             at += full * il;
         }
@@ -91,30 +107,33 @@ impl ChannelMemory {
         }
     }
 
-    /// When a transfer of `duration` on `channel` wanting to start at `start`
-    /// actually ends, pausing for any refresh it meets.
-    fn serve(&self, channel: usize, start: Time, duration: Time) -> (Time, Time) {
+    /// When a transfer of `duration` on `channel`, wanting to start at `start`,
+    /// actually starts and ends: it waits out a refresh in progress and pauses
+    /// for each refresh it meets. Channels' refreshes are staggered evenly
+    /// over the interval. Starts on one channel never decrease (requests queue
+    /// in order), so each channel keeps the next refresh window it can meet.
+    fn serve(&mut self, channel: usize, start: Time, duration: Time) -> (Time, Time) {
         let Some(refresh) = self.cfg.refresh else {
             return (start, start + duration);
         };
-        let period = refresh.interval.as_ps();
-        // Stagger channels' refreshes evenly across the interval.
-        let offset = period * channel as u64 / self.cfg.channels as u64;
-        let mut begin = start.as_ps();
-        let window_of = |t: u64| (t + period - offset % period) % period; // position of t inside its period
-        if window_of(begin) < refresh.duration.as_ps() {
-            begin += refresh.duration.as_ps() - window_of(begin);
+        let (period, rfc) = (refresh.interval, refresh.duration);
+        let mut next = self.next_refresh[channel];
+        if next + rfc <= start {
+            let skipped = (start - next - rfc).as_ps() / period.as_ps() + 1;
+            next += Time::from_ps(skipped * period.as_ps());
         }
-        let mut left = duration.as_ps();
-        let mut t = begin;
-        loop {
-            let to_next = period - window_of(t);
-            if left <= to_next {
-                return (Time::from_ps(begin), Time::from_ps(t + left));
-            }
-            left -= to_next;
-            t += to_next + refresh.duration.as_ps();
+        let mut begin = start;
+        if begin >= next {
+            begin = next + rfc;
+            next += period;
         }
+        let mut end = begin + duration;
+        while end > next {
+            end += rfc;
+            next += period;
+        }
+        self.next_refresh[channel] = next;
+        (begin, end)
     }
 }
 
@@ -130,7 +149,7 @@ impl Component<Msg> for ChannelMemory {
         };
         let MemRequest { addr, bytes, write, reply_to, token, reply_delay } = req;
         let now = ctx.now();
-        let mut split = vec![0u64; self.cfg.channels as usize];
+        let mut split = std::mem::take(&mut self.split);
         self.split(addr, bytes, &mut split);
         let mut done = now;
         for (c, &b) in split.iter().enumerate() {
@@ -138,13 +157,14 @@ impl Component<Msg> for ChannelMemory {
                 continue;
             }
             let want = now.max(self.free_at[c]);
-            let (start, end) = self.serve(c, want, self.cfg.channel_bandwidth.time_for(b));
+            let (start, end) = self.serve(c, want, self.rate.time_for(b));
             self.free_at[c] = end;
             self.busy[c].record(start, end);
             self.per_channel[c] += b;
-            self.activates += b.div_ceil(self.cfg.page_size);
+            self.activates += (b + self.page_mask) >> self.page_shift;
             done = done.max(end);
         }
+        self.split = split;
         if write {
             self.write_bytes += bytes;
         } else {
@@ -269,16 +289,15 @@ mod tests {
     }
 
     #[test]
-    fn refresh_pauses_a_channel() {
+    fn refresh_pauses_a_channel_and_is_staggered() {
         let refresh = Refresh { interval: Time::from_ns(1000), duration: Time::from_ns(100) };
         // Channel 0 refreshes over [0, 100): a request at 0 starts at 100.
         let done = run(config(Some(refresh)), vec![(Time::ZERO, 0, 256)]);
         assert_eq!(done, [(0, Time::from_ns(386))]);
-        // A transfer of 2,000 ns crosses two refreshes of 100 ns each.
+        // 8 KiB over 4 channels from 100 ns: 2,048 ns on each. Channels 0, 2
+        // and 3 meet two refresh windows (end at 2,348); channel 1, offset
+        // 250, meets those at 250, 1,250 and 2,250 and ends last, at 2,448.
         let done = run(config(Some(refresh)), vec![(Time::from_ns(100), 0, 8192)]);
-        // 8 KiB over 4 channels: 2,048 ns each; channel 3 (offset 750) meets refreshes too.
-        let finish = done[0].1;
-        assert!(finish >= Time::from_ns(100 + 2048 + 200 + 30), "{finish}");
-        assert!(finish <= Time::from_ns(100 + 2048 + 300 + 30), "{finish}");
+        assert_eq!(done[0].1, Time::from_ns(2448 + 30));
     }
 }

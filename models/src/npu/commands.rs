@@ -1,8 +1,8 @@
 //! The command list a chiplet's sequencer runs for one step: launches of core
 //! programs, transfers to and from other endpoints, with dependencies.
 
+use super::PreparedProgram;
 use crate::fabric::Endpoint;
-use isa::Program;
 use std::sync::Arc;
 
 /// Commands with dependencies; a command starts when all its dependencies are done.
@@ -21,7 +21,7 @@ pub struct Command {
 #[derive(Clone, Debug)]
 pub enum CommandKind {
     /// Run one program on each listed core (by index within the chiplet); done when all retire.
-    Compute { programs: Vec<(u32, Arc<Program>)> },
+    Compute { programs: Vec<(u32, Arc<PreparedProgram>)> },
     /// Send `bytes` to another endpoint under `tag`; done once handed to the fabric.
     Send { to: Endpoint, bytes: u64, tag: u64 },
     /// Wait until `bytes` tagged `tag` have arrived.

@@ -10,9 +10,10 @@
 //! starts issuing the next instruction's transactions as soon as the previous
 //! one's are all issued, so back-to-back loads keep memory busy.
 
+use super::prepared::PreparedProgram;
 use super::timing::{MatrixShape, VectorShape};
 use crate::msg::{MemRequest, Msg};
-use isa::{Dtype, Engine, Instr, Program};
+use isa::{Dtype, Engine, Instr};
 use sim_core::{BusyTime, Clock, Component, ComponentId, Ctx, Cycles, Stats, Time, Unit};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -35,24 +36,21 @@ pub struct CoreConfig {
 
 #[derive(Debug)]
 struct Launch {
-    program: Arc<Program>,
+    program: Arc<PreparedProgram>,
     reply_to: ComponentId,
     token: u64,
 }
 
+/// The program running now. Per-instruction state lives in the core's
+/// buffers, which are reused from one program to the next.
 #[derive(Debug)]
 struct Run {
     launch: Launch,
-    deps_left: Vec<u32>,
-    dependents: Vec<Vec<u32>>,
-    queues: [Vec<u32>; 3],
     heads: [usize; 3],
     engine_busy: [bool; 3],
     /// The DMA instruction whose transactions are being issued, and how far.
     dma_issuing: Option<(u32, u64)>,
     dma_outstanding: u32,
-    txns_in_flight: Vec<u32>,
-    fully_issued: Vec<bool>,
     retired: usize,
 }
 
@@ -62,6 +60,9 @@ pub struct Core {
     cfg: CoreConfig,
     waiting: VecDeque<Launch>,
     run: Option<Run>,
+    deps_left: Vec<u32>,
+    txns_in_flight: Vec<u32>,
+    fully_issued: Vec<bool>,
     busy: [BusyTime; 3],
     dma_active_since: Time,
     retired: [u64; 3],
@@ -80,6 +81,9 @@ impl Core {
             cfg,
             waiting: VecDeque::new(),
             run: None,
+            deps_left: Vec::new(),
+            txns_in_flight: Vec::new(),
+            fully_issued: Vec::new(),
             busy: [BusyTime::default(); 3],
             dma_active_since: Time::ZERO,
             retired: [0; 3],
@@ -94,36 +98,24 @@ impl Core {
     }
 
     fn start(&mut self, launch: Launch, ctx: &mut Ctx<'_, Msg>) {
-        let program = &launch.program;
-        if program.check(self.cfg.scratchpad_bytes).is_err() {
+        let prepared = &launch.program;
+        if prepared.program().scratchpad_bytes() > self.cfg.scratchpad_bytes {
             // Lowering checks programs against the spec; count any that slip through.
             self.faults += 1;
         }
-        let n = program.instrs.len();
-        let deps = program.dependencies();
-        let mut dependents = vec![Vec::new(); n];
-        let mut deps_left = vec![0u32; n];
-        for (i, d) in deps.iter().enumerate() {
-            deps_left[i] = d.len() as u32;
-            for &p in d {
-                dependents[p as usize].push(i as u32);
-            }
-        }
-        let mut queues: [Vec<u32>; 3] = Default::default();
-        for (i, instr) in program.instrs.iter().enumerate() {
-            queues[instr.engine().index()].push(i as u32);
-        }
+        let n = prepared.len();
+        self.deps_left.clear();
+        self.deps_left.extend_from_slice(prepared.dep_counts());
+        self.txns_in_flight.clear();
+        self.txns_in_flight.resize(n, 0);
+        self.fully_issued.clear();
+        self.fully_issued.resize(n, false);
         self.run = Some(Run {
             launch,
-            deps_left,
-            dependents,
-            queues,
             heads: [0; 3],
             engine_busy: [false; 3],
             dma_issuing: None,
             dma_outstanding: 0,
-            txns_in_flight: vec![0; n],
-            fully_issued: vec![false; n],
             retired: 0,
         });
         if n == 0 {
@@ -147,10 +139,10 @@ impl Core {
         self.retired[engine.index()] += 1;
         let Some(run) = self.run.as_mut() else { return };
         run.retired += 1;
-        for &d in &run.dependents[index as usize] {
-            run.deps_left[d as usize] -= 1;
+        for &d in run.launch.program.dependents(index) {
+            self.deps_left[d as usize] -= 1;
         }
-        if run.retired == run.launch.program.instrs.len() {
+        if run.retired == run.launch.program.len() {
             self.finish(ctx);
         } else {
             self.issue(ctx);
@@ -165,10 +157,9 @@ impl Core {
         self.issue_dma(ctx);
     }
 
-    fn ready_head(run: &Run, engine: Engine) -> Option<u32> {
-        let e = engine.index();
-        let &index = run.queues[e].get(run.heads[e])?;
-        (run.deps_left[index as usize] == 0).then_some(index)
+    fn ready_head(run: &Run, deps_left: &[u32], engine: Engine) -> Option<u32> {
+        let &index = run.launch.program.queue(engine).get(run.heads[engine.index()])?;
+        (deps_left[index as usize] == 0).then_some(index)
     }
 
     fn issue_compute(&mut self, engine: Engine, ctx: &mut Ctx<'_, Msg>) {
@@ -177,11 +168,11 @@ impl Core {
         if run.engine_busy[e] {
             return;
         }
-        let Some(index) = Self::ready_head(run, engine) else { return };
+        let Some(index) = Self::ready_head(run, &self.deps_left, engine) else { return };
         run.heads[e] += 1;
         run.engine_busy[e] = true;
         let program = Arc::clone(&run.launch.program);
-        let instr = &program.instrs[index as usize];
+        let instr = &program.program().instrs[index as usize];
         let cycles = self.account_compute(instr);
         let clock = self.cfg.clock;
         let first = clock.cycles_covering(ctx.now());
@@ -222,12 +213,12 @@ impl Core {
                 return;
             }
             if run.dma_issuing.is_none() {
-                let Some(index) = Self::ready_head(run, Engine::Dma) else { return };
+                let Some(index) = Self::ready_head(run, &self.deps_left, Engine::Dma) else { return };
                 run.heads[Engine::Dma.index()] += 1;
                 run.dma_issuing = Some((index, 0));
             }
             let Some((index, offset)) = run.dma_issuing else { return };
-            let (addr, total, write) = match run.launch.program.instrs[index as usize] {
+            let (addr, total, write) = match run.launch.program.program().instrs[index as usize] {
                 Instr::Load { addr, bytes, .. } => (addr, bytes, false),
                 Instr::Store { addr, bytes, .. } => (addr, bytes, true),
                 _ => unreachable!("only loads and stores queue on the DMA engine"),
@@ -251,9 +242,9 @@ impl Core {
                 self.dma_active_since = ctx.now();
             }
             run.dma_outstanding += 1;
-            run.txns_in_flight[index as usize] += 1;
+            self.txns_in_flight[index as usize] += 1;
             if offset + bytes == total {
-                run.fully_issued[index as usize] = true;
+                self.fully_issued[index as usize] = true;
                 run.dma_issuing = None;
             } else {
                 run.dma_issuing = Some((index, offset + bytes));
@@ -270,11 +261,11 @@ impl Core {
     fn transaction_done(&mut self, index: u32, ctx: &mut Ctx<'_, Msg>) {
         let Some(run) = self.run.as_mut() else { return };
         run.dma_outstanding -= 1;
-        run.txns_in_flight[index as usize] -= 1;
+        self.txns_in_flight[index as usize] -= 1;
         if run.dma_outstanding == 0 {
             self.busy[Engine::Dma.index()].record(self.dma_active_since, ctx.now());
         }
-        if run.txns_in_flight[index as usize] == 0 && run.fully_issued[index as usize] {
+        if self.txns_in_flight[index as usize] == 0 && self.fully_issued[index as usize] {
             self.retire(index, Engine::Dma, ctx);
         } else {
             self.issue_dma(ctx);

@@ -3,10 +3,12 @@
 
 mod commands;
 mod core;
+mod prepared;
 mod sequencer;
 mod timing;
 
 pub use self::core::{Core, CoreConfig};
 pub use commands::{Command, CommandKind, CommandList};
+pub use prepared::PreparedProgram;
 pub use sequencer::{Sequencer, SequencerConfig};
 pub use timing::{MatrixShape, VectorShape};

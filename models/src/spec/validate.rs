@@ -181,6 +181,9 @@ fn memory_checks(out: &mut Vec<Invalid>, m: &MemorySpec) {
             format!("expected a power of two of at least 32 B, found {}", m.interleave),
         ));
     }
+    if !m.page_size.get().is_power_of_two() {
+        out.push(Invalid::new(format!("{path}.page_size"), format!("expected a power of two, found {}", m.page_size)));
+    }
     let pcs = m.channels_per_stack as u64 * m.pseudo_channels as u64;
     if pcs > 0 && !(m.bus_width_bits as u64).is_multiple_of(pcs) {
         out.push(Invalid::new(

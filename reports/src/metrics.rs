@@ -1,0 +1,118 @@
+//! Metrics derived from a run: latency distributions, utilisation per
+//! component class, traffic, and the bottleneck.
+
+use serde::Serialize;
+use sim_core::{ComponentStats, StatValue, Time};
+use std::collections::BTreeMap;
+
+/// Mean and nearest-rank percentiles of a set of values, in seconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Distribution {
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+}
+
+impl Distribution {
+    /// Exact nearest-rank percentiles: `p`-th is the smallest value with at
+    /// least `p` percent of the values at or below it. `None` when empty.
+    pub fn of(values: &[Time]) -> Option<Distribution> {
+        if values.is_empty() {
+            return None;
+        }
+        let mut sorted: Vec<u64> = values.iter().map(|t| t.as_ps()).collect();
+        sorted.sort_unstable();
+        let rank = |p: f64| {
+            let index = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
+            sorted[index] as f64 * 1e-12
+        };
+        let mean = sorted.iter().map(|&v| v as f64).sum::<f64>() / sorted.len() as f64 * 1e-12;
+        Some(Distribution { mean, p50: rank(0.50), p90: rank(0.90), p99: rank(0.99) })
+    }
+}
+
+/// Sum of a scalar statistic over all components, grouped by the statistic's
+/// name after `prefix` (e.g. `busy.` gives `busy.memory.hbm` as `memory.hbm`).
+pub fn sum_by_suffix(stats: &[ComponentStats], prefix: &str) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for component in stats {
+        for stat in component.stats.iter() {
+            if let (Some(rest), StatValue::Scalar(v)) = (stat.name.strip_prefix(prefix), &stat.value) {
+                *out.entry(rest.to_string()).or_insert(0) += v;
+            }
+        }
+    }
+    out
+}
+
+/// Sum of a scalar statistic named `name` over components of `kind`.
+pub fn sum_stat(stats: &[ComponentStats], kind: &str, name: &str) -> u64 {
+    stats.iter().filter(|c| c.kind == kind).filter_map(|c| c.stats.scalar_value(name)).sum()
+}
+
+/// Fraction of time each class of component was busy: busy time summed over
+/// the class's units, over units × elapsed time.
+pub fn utilization(stats: &[ComponentStats], elapsed: Time) -> BTreeMap<String, f64> {
+    let busy = sum_by_suffix(stats, "busy.");
+    let units = sum_by_suffix(stats, "units.");
+    busy.into_iter()
+        .filter_map(|(class, b)| {
+            let u = *units.get(&class)?;
+            (u > 0 && elapsed > Time::ZERO).then(|| (class, b as f64 / (u as f64 * elapsed.as_ps() as f64)))
+        })
+        .collect()
+}
+
+/// Per class, the utilisation of its busiest component (a hot link or chiplet
+/// that the class average hides).
+pub fn utilization_max(stats: &[ComponentStats], elapsed: Time) -> BTreeMap<String, f64> {
+    let mut out: BTreeMap<String, f64> = BTreeMap::new();
+    if elapsed == Time::ZERO {
+        return out;
+    }
+    for component in stats {
+        for stat in component.stats.iter() {
+            let (Some(class), StatValue::Scalar(busy)) = (stat.name.strip_prefix("busy."), &stat.value) else {
+                continue;
+            };
+            let Some(units) = component.stats.scalar_value(&format!("units.{class}")).filter(|&u| u > 0) else {
+                continue;
+            };
+            let u = *busy as f64 / (units as f64 * elapsed.as_ps() as f64);
+            let entry = out.entry(class.to_string()).or_insert(0.0);
+            *entry = entry.max(u);
+        }
+    }
+    out
+}
+
+/// The busiest resource and what its being busy means.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Bottleneck {
+    pub class: String,
+    pub utilization: f64,
+    pub explanation: String,
+}
+
+/// The class whose busiest component has the highest utilisation, among the
+/// resources that do work (the DMA engines are left out: they are busy while
+/// they wait on memory). Pass [`utilization_max`].
+pub fn bottleneck(utilization: &BTreeMap<String, f64>) -> Option<Bottleneck> {
+    let (class, &u) = utilization.iter().filter(|(c, _)| c.as_str() != "npu.dma").max_by(|a, b| a.1.total_cmp(b.1))?;
+    let explanation = match class.as_str() {
+        "memory.hbm" => {
+            "device memory bandwidth: the chiplets spend their time streaming weights and KV cache from HBM"
+        }
+        "npu.matrix" => "matrix engines: the step is compute-bound",
+        "npu.vector" => "vector engines: element-wise work (norms, softmax, activations) dominates",
+        "link.d2d" => "die-to-die links between chiplets",
+        "link.pcie" => "PCIe between cards and host",
+        "link.peer" => "accelerator-to-accelerator links",
+        "link.network" => "the scale-out network between nodes",
+        "cpu.core" => "host CPU cores: serving work on the host dominates",
+        "cpu.dram" => "host DRAM bandwidth",
+        _ => "the busiest resource",
+    };
+    Some(Bottleneck { class: class.clone(), utilization: u, explanation: explanation.to_string() })
+}

@@ -1,0 +1,221 @@
+//! The run report: one JSON object with a stable, versioned schema
+//! (documented in reports/README.md), built from a run's result.
+
+use crate::metrics::{Bottleneck, Distribution, bottleneck, sum_stat, utilization, utilization_max};
+use isa::Dtype;
+use serde::Serialize;
+use sim_core::Time;
+use std::collections::BTreeMap;
+use workloads::RunResult;
+
+/// Version of the JSON schema; bump it when a field changes meaning or goes away.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub npusim_version: String,
+    pub hardware: Hardware,
+    pub workload: WorkloadSummary,
+    pub seed: u64,
+    pub simulated_seconds: f64,
+    pub requests: u64,
+    pub tokens_generated: u64,
+    pub throughput_tokens_per_s: f64,
+    pub latency: Latency,
+    pub steps: Steps,
+    pub energy_j: Energy,
+    pub joules_per_token: f64,
+    pub average_power_w: f64,
+    /// Per component class, busy time over units x simulated time.
+    pub utilization: BTreeMap<String, f64>,
+    /// Per component class, the utilisation of its busiest component.
+    pub utilization_max: BTreeMap<String, f64>,
+    pub bottleneck: Option<Bottleneck>,
+    pub traffic_bytes: BTreeMap<String, u64>,
+    pub memory_per_chiplet_bytes: MemoryPerChiplet,
+    pub events: u64,
+    pub wall_seconds: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Hardware {
+    pub name: String,
+    pub description: String,
+    pub nodes: u32,
+    pub cards_per_node: u32,
+    pub chiplets: u32,
+    /// Peak dense FLOP/s of all accelerators, per supported dtype.
+    pub peak_flops: BTreeMap<String, f64>,
+    pub memory_bandwidth_bytes_per_s: f64,
+    pub memory_capacity_bytes: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct WorkloadSummary {
+    pub name: String,
+    pub model: String,
+    pub phase: String,
+    pub batch: u32,
+    pub context_tokens: u32,
+    pub output_tokens: u32,
+    pub weight_dtype: Dtype,
+    pub activation_dtype: Dtype,
+    pub kv_dtype: Dtype,
+    pub attention_tensor_parallel: u32,
+    pub expert_parallel: u32,
+    pub data_parallel: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Latency {
+    /// Arrival to first token, per request.
+    pub ttft_s: Option<Distribution>,
+    /// Time per output token after the first, per request.
+    pub tpot_s: Option<Distribution>,
+    /// Arrival to last token, per request.
+    pub e2e_s: Option<Distribution>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Steps {
+    pub count: u64,
+    pub mean_s: f64,
+    /// Of all step time: host work before launch, device work until the last
+    /// logits reach the host, host work after (sampling). Fractions sum to 1.
+    pub share: StepShare,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StepShare {
+    pub host_before_launch: f64,
+    pub devices: f64,
+    pub host_after_logits: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Energy {
+    pub total: f64,
+    /// Parts that add up to `total`.
+    pub breakdown: BTreeMap<String, f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MemoryPerChiplet {
+    pub weights: u64,
+    pub kv_cache: u64,
+    pub capacity: u64,
+}
+
+impl Report {
+    pub fn new(r: &RunResult, wall_seconds: f64) -> Report {
+        let hw = &r.hardware;
+        let card = hw.node.card.as_ref();
+        let cards = (hw.nodes * hw.node.cards) as f64;
+        let peak_flops = card
+            .map(|c| {
+                Dtype::ALL
+                    .iter()
+                    .filter(|d| c.peak_flops(**d) > 0.0)
+                    .map(|d| (d.to_string(), c.peak_flops(*d) * cards))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let seconds = r.simulated.as_secs_f64();
+        let tokens: u64 = r.requests.iter().map(|q| q.tokens as u64).sum();
+        let ttft: Vec<Time> = r.requests.iter().filter_map(|q| q.first_token.map(|t| t - q.arrival)).collect();
+        let e2e: Vec<Time> = r.requests.iter().filter_map(|q| q.last_token.map(|t| t - q.arrival)).collect();
+        let tpot: Vec<Time> = r
+            .requests
+            .iter()
+            .filter(|q| q.tokens > 1)
+            .filter_map(|q| Some(Time::from_ps((q.last_token? - q.first_token?).as_ps() / (q.tokens as u64 - 1))))
+            .collect();
+        let step_total: f64 = r.steps.iter().map(|s| (s.end - s.start).as_secs_f64()).sum();
+        let share = |f: &dyn Fn(&workloads::runtime::StepRecord) -> Time| {
+            if step_total > 0.0 { r.steps.iter().map(|s| f(s).as_secs_f64()).sum::<f64>() / step_total } else { 0.0 }
+        };
+        let total_energy = r.energy.total();
+        let util = utilization(&r.stats, r.simulated);
+        let util_max = utilization_max(&r.stats, r.simulated);
+        let mut traffic = BTreeMap::new();
+        traffic.insert("hbm_read".into(), sum_stat(&r.stats, "memory.hbm", "read_bytes"));
+        traffic.insert("hbm_write".into(), sum_stat(&r.stats, "memory.hbm", "write_bytes"));
+        for class in ["link.d2d", "link.pcie", "link.peer", "link.network"] {
+            traffic.insert(class.trim_start_matches("link.").into(), sum_stat(&r.stats, class, "bytes"));
+        }
+        traffic.insert(
+            "host_dram".into(),
+            sum_stat(&r.stats, "cpu.dram", "read_bytes") + sum_stat(&r.stats, "cpu.dram", "write_bytes"),
+        );
+        let s = &r.workload.scenario;
+        Report {
+            schema_version: SCHEMA_VERSION,
+            npusim_version: env!("CARGO_PKG_VERSION").to_string(),
+            hardware: Hardware {
+                name: hw.name.clone(),
+                description: hw.description.clone(),
+                nodes: hw.nodes,
+                cards_per_node: hw.node.cards,
+                chiplets: r.devices,
+                peak_flops,
+                memory_bandwidth_bytes_per_s: card.map_or(0.0, |c| c.memory_bandwidth().bytes_per_s() * cards),
+                memory_capacity_bytes: card.map_or(0, |c| c.memory_capacity().get() * cards as u64),
+            },
+            workload: WorkloadSummary {
+                name: r.workload.name.clone(),
+                model: r.model.name.clone(),
+                phase: format!("{:?}", s.phase).to_lowercase(),
+                batch: s.batch,
+                context_tokens: s.context_tokens,
+                output_tokens: s.output_tokens,
+                weight_dtype: s.weight_dtype,
+                activation_dtype: s.activation_dtype,
+                kv_dtype: s.kv_dtype,
+                attention_tensor_parallel: r.placement.tp,
+                expert_parallel: r.placement.ep,
+                data_parallel: r.placement.replicas(),
+            },
+            seed: r.seed,
+            simulated_seconds: seconds,
+            requests: r.requests.len() as u64,
+            tokens_generated: tokens,
+            throughput_tokens_per_s: if seconds > 0.0 { tokens as f64 / seconds } else { 0.0 },
+            latency: Latency {
+                ttft_s: Distribution::of(&ttft),
+                tpot_s: Distribution::of(&tpot),
+                e2e_s: Distribution::of(&e2e),
+            },
+            steps: Steps {
+                count: r.steps.len() as u64,
+                mean_s: if r.steps.is_empty() { 0.0 } else { step_total / r.steps.len() as f64 },
+                share: StepShare {
+                    host_before_launch: share(&|s| s.launched - s.start),
+                    devices: share(&|s| s.logits - s.launched),
+                    host_after_logits: share(&|s| s.end - s.logits),
+                },
+            },
+            energy_j: Energy { total: total_energy, breakdown: r.energy.parts.clone() },
+            joules_per_token: if tokens > 0 { total_energy / tokens as f64 } else { 0.0 },
+            average_power_w: if seconds > 0.0 { total_energy / seconds } else { 0.0 },
+            bottleneck: bottleneck(&util_max),
+            utilization: util,
+            utilization_max: util_max,
+            traffic_bytes: traffic,
+            memory_per_chiplet_bytes: MemoryPerChiplet {
+                weights: r.memory.weights,
+                kv_cache: r.memory.kv_cache,
+                capacity: r.memory.capacity,
+            },
+            events: r.events,
+            wall_seconds,
+        }
+    }
+
+    /// The report as pretty-printed JSON, with a final newline.
+    pub fn to_json(&self) -> String {
+        let mut text = serde_json::to_string_pretty(self).expect("a report always serialises");
+        text.push('\n');
+        text
+    }
+}

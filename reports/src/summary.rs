@@ -1,0 +1,121 @@
+//! The short human summary printed after a run: the few numbers that matter
+//! and the bottleneck.
+
+use crate::report::Report;
+use std::fmt::Write;
+
+fn time(seconds: f64) -> String {
+    if seconds >= 1.0 {
+        format!("{seconds:.3} s")
+    } else if seconds >= 1e-3 {
+        format!("{:.2} ms", seconds * 1e3)
+    } else {
+        format!("{:.1} us", seconds * 1e6)
+    }
+}
+
+fn percent(fraction: f64) -> String {
+    format!("{:.0}%", fraction * 100.0)
+}
+
+/// Groups digits in threes: 12345.6 -> "12,346".
+fn grouped(value: f64) -> String {
+    let digits = format!("{:.0}", value.max(0.0));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+pub fn summary(r: &Report) -> String {
+    let mut s = String::new();
+    let w = &r.workload;
+    let _ = writeln!(
+        s,
+        "npusim {} | {} on {} ({} chiplets), seed {}",
+        r.npusim_version, w.name, r.hardware.name, r.hardware.chiplets, r.seed
+    );
+    let _ = writeln!(
+        s,
+        "  {} {}: batch {}, context {} tokens, {} output tokens each; weights {}, KV {}; DP {} x TP {}, EP {}",
+        w.model,
+        w.phase,
+        w.batch,
+        grouped(w.context_tokens as f64),
+        w.output_tokens,
+        w.weight_dtype,
+        w.kv_dtype,
+        w.data_parallel,
+        w.attention_tensor_parallel,
+        w.expert_parallel
+    );
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "  simulated time     {} ({} steps, {} each on average)",
+        time(r.simulated_seconds),
+        r.steps.count,
+        time(r.steps.mean_s)
+    );
+    let _ = writeln!(s, "  throughput         {} tokens/s", grouped(r.throughput_tokens_per_s));
+    if let Some(d) = r.latency.ttft_s {
+        let _ = writeln!(s, "  TTFT mean / p99    {} / {}", time(d.mean), time(d.p99));
+    }
+    if let Some(d) = r.latency.tpot_s {
+        let _ = writeln!(s, "  TPOT mean / p99    {} / {}", time(d.mean), time(d.p99));
+    }
+    let _ = writeln!(
+        s,
+        "  energy             {:.1} J: {:.3} J/token, {} W on average",
+        r.energy_j.total,
+        r.joules_per_token,
+        grouped(r.average_power_w)
+    );
+    if let Some(b) = &r.bottleneck {
+        let _ = writeln!(
+            s,
+            "  bottleneck         {} (busiest one {} busy): {}",
+            b.class,
+            percent(b.utilization),
+            b.explanation
+        );
+    }
+    let sh = &r.steps.share;
+    let _ = writeln!(
+        s,
+        "  step time          host before launch {} | devices {} | host sampling {}",
+        percent(sh.host_before_launch),
+        percent(sh.devices),
+        percent(sh.host_after_logits)
+    );
+    let util: Vec<String> = r
+        .utilization
+        .iter()
+        .map(|(k, v)| format!("{k} {}/{}", percent(*v), percent(r.utilization_max.get(k).copied().unwrap_or(0.0))))
+        .collect();
+    let _ = writeln!(s, "  utilisation        {} (mean/busiest)", util.join(" | "));
+    let mut parts: Vec<(&String, &f64)> = r.energy_j.breakdown.iter().collect();
+    parts.sort_by(|a, b| b.1.total_cmp(a.1).then(a.0.cmp(b.0)));
+    let parts: Vec<String> = parts
+        .iter()
+        .take(5)
+        .map(|(k, v)| format!("{k} {}", percent(**v / r.energy_j.total.max(f64::MIN_POSITIVE))))
+        .collect();
+    let _ = writeln!(s, "  energy breakdown   {}", parts.join(" | "));
+    let _ = writeln!(s, "  ({} events in {:.2} s of wall time)", grouped(r.events as f64), r.wall_seconds);
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn digits_are_grouped() {
+        assert_eq!(super::grouped(1234567.4), "1,234,567");
+        assert_eq!(super::grouped(999.0), "999");
+        assert_eq!(super::grouped(1000.0), "1,000");
+    }
+}

@@ -1,0 +1,56 @@
+//! Reading the user's inputs: a preset name or a TOML file, for hardware and workloads.
+
+use crate::Failure;
+use models::spec::SystemSpec;
+use std::path::Path;
+use workloads::Workload;
+
+/// Which kind of document a file holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    Hardware,
+    Workload,
+}
+
+fn read(path: &str) -> Result<String, Failure> {
+    std::fs::read_to_string(path).map_err(|e| Failure::Input(format!("{path}: cannot read the file: {e}")))
+}
+
+fn looks_like_a_file(arg: &str) -> bool {
+    arg.ends_with(".toml") || arg.contains('/') || Path::new(arg).is_file()
+}
+
+/// A hardware spec from a preset name or a file path.
+pub fn hardware(arg: &str) -> Result<SystemSpec, Failure> {
+    if !looks_like_a_file(arg) && models::presets::preset(arg).is_some() {
+        return models::presets::load_preset(arg).map_err(Failure::from);
+    }
+    if !looks_like_a_file(arg) {
+        let known: Vec<&str> = models::presets::PRESETS.iter().map(|p| p.name).collect();
+        return Err(Failure::Input(format!("`{arg}` is neither a hardware preset ({}) nor a file", known.join(", "))));
+    }
+    models::presets::load_system(arg, &read(arg)?).map_err(Failure::from)
+}
+
+/// A workload from a preset name or a file path.
+pub fn workload(arg: &str) -> Result<Workload, Failure> {
+    let presets = workloads::workload::WORKLOAD_PRESETS;
+    if !looks_like_a_file(arg) && presets.iter().any(|(n, _, _)| *n == arg) {
+        return workloads::workload_preset(arg).map_err(Failure::from);
+    }
+    if !looks_like_a_file(arg) {
+        let known: Vec<&str> = presets.iter().map(|(n, _, _)| *n).collect();
+        return Err(Failure::Input(format!("`{arg}` is neither a workload preset ({}) nor a file", known.join(", "))));
+    }
+    workloads::load_workload(arg, &read(arg)?).map_err(Failure::from)
+}
+
+/// Guess whether a file is a workload (it has `scenario` or `model` at the
+/// top) or a hardware spec; a file that does not parse is treated as hardware,
+/// whose loader then reports the syntax error.
+pub fn kind_of(path: &str) -> Result<Kind, Failure> {
+    let text = read(path)?;
+    let workload =
+        toml::from_str::<toml::Table>(&text).is_ok_and(|t| t.contains_key("scenario") || t.contains_key("model"));
+    Ok(if workload { Kind::Workload } else { Kind::Hardware })
+}

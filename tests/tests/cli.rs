@@ -1,0 +1,131 @@
+//! The command line as a new user meets it.
+
+use npusim_tests::{file, npusim, scratch};
+
+#[test]
+fn presets_lists_every_preset_on_one_line_each() {
+    let out = npusim(&["presets"]);
+    assert_eq!(out.status, 0);
+    for name in ["sovereign-node", "rebel-quad", "atom", "agi-cpu", "h100-node", "axk1-decode", "axk1"] {
+        assert!(
+            out.stdout.lines().any(|l| l.split_whitespace().nth(1) == Some(name)),
+            "{name} missing:\n{}",
+            out.stdout
+        );
+    }
+}
+
+#[test]
+fn show_prints_the_resolved_spec_and_derived_figures() {
+    let out = npusim(&["show", "sovereign-node"]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("cards = 8"));
+    assert!(out.stdout.contains("# peak fp8 per chiplet / card / system"), "{}", out.stdout);
+    assert!(out.stdout.contains("500.0 TFLOP/s / 2.000 PFLOP/s / 16.000 PFLOP/s"), "{}", out.stdout);
+    assert!(out.stdout.contains("1.2 TB/s / 4.8 TB/s"), "{}", out.stdout);
+    // The printed spec is itself a valid spec that loads to the same thing.
+    let resolved: String =
+        out.stdout.lines().take_while(|l| !l.starts_with("# derived")).collect::<Vec<_>>().join("\n");
+    let again = models::presets::load_system("resolved.toml", &resolved).expect("the resolved spec loads");
+    assert_eq!(again, models::presets::load_preset("sovereign-node").unwrap());
+}
+
+#[test]
+fn show_a_workload_prints_model_figures() {
+    let out = npusim(&["show", "axk1-decode"]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("# parameters, total            518.98 B"), "{}", out.stdout);
+}
+
+#[test]
+fn unknown_presets_and_arguments_exit_2() {
+    let out = npusim(&["run", "--hw", "rebel-octo"]);
+    assert_eq!(out.status, 2);
+    assert!(out.stderr.contains("`rebel-octo` is neither a hardware preset"), "{}", out.stderr);
+    let out = npusim(&["run", "--frobnicate"]);
+    assert_eq!(out.status, 2);
+    let out = npusim(&["--help"]);
+    assert_eq!(out.status, 0);
+    assert!(out.stdout.contains("Usage"));
+}
+
+#[test]
+fn a_workload_the_hardware_cannot_run_is_explained() {
+    // ATOM has no FP8 matrix path.
+    let out = npusim(&["run", "--hw", "atom"]);
+    assert_eq!(out.status, 2);
+    assert!(
+        out.stderr.contains("scenario.weight_dtype = fp8, but the matrix engine of `atom` supports only"),
+        "{}",
+        out.stderr
+    );
+    // A.X K1 does not fit one REBEL-Quad card: the error says by how much.
+    let out = npusim(&["run", "--hw", "rebel-quad"]);
+    assert_eq!(out.status, 2);
+    assert!(out.stderr.contains("too much"), "{}", out.stderr);
+    // The CPU-only host has no NPUs at all.
+    let out = npusim(&["run", "--hw", "agi-cpu"]);
+    assert_eq!(out.status, 2);
+    assert!(out.stderr.contains("no accelerator chiplets"), "{}", out.stderr);
+}
+
+#[test]
+fn run_writes_the_report_resolved_inputs_and_a_manifest() {
+    let dir = scratch("out");
+    let workload = file("w.toml", "base = \"axk1-decode\"\n[scenario]\noutput_tokens = 2\n");
+    let out = npusim(&["run", "--workload", &workload, "--out", dir.to_str().unwrap(), "--seed", "7"]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("throughput"), "{}", out.stdout);
+    assert!(out.stdout.contains("bottleneck"), "{}", out.stdout);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    for key in [
+        "schema_version",
+        "hardware",
+        "workload",
+        "simulated_seconds",
+        "tokens_generated",
+        "throughput_tokens_per_s",
+        "latency",
+        "energy_j",
+        "joules_per_token",
+        "average_power_w",
+        "utilization",
+        "bottleneck",
+        "wall_seconds",
+        "events",
+    ] {
+        assert!(report.get(key).is_some(), "report.json lacks {key}");
+    }
+    for latency in ["ttft_s", "tpot_s"] {
+        for stat in ["mean", "p50", "p90", "p99"] {
+            assert!(report["latency"][latency][stat].is_number(), "latency.{latency}.{stat}");
+        }
+    }
+    assert_eq!(report["tokens_generated"], 128);
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["seed"], 7);
+    assert!(manifest["command_line"].as_array().unwrap().iter().any(|a| a == "--seed"));
+    let hardware = std::fs::read_to_string(dir.join("hardware.toml")).unwrap();
+    assert_eq!(
+        models::presets::load_system("hardware.toml", &hardware).unwrap(),
+        models::presets::load_preset("sovereign-node").unwrap()
+    );
+    let workload = std::fs::read_to_string(dir.join("workload.toml")).unwrap();
+    assert_eq!(workloads::load_workload("workload.toml", &workload).unwrap().spec.scenario.output_tokens, 2);
+    // Nothing half-written is left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty());
+}
+
+#[test]
+fn bench_prints_events_per_second() {
+    let out = npusim(&["bench", "--events", "200000"]);
+    assert_eq!(out.status, 0);
+    assert!(out.stdout.contains("million events/s"), "{}", out.stdout);
+}

@@ -1,0 +1,67 @@
+//! Whole runs: determinism, and the hardware changes a decode step must feel.
+
+use npusim_tests::{axk1_decode, file, hardware, mean_step, npusim};
+use reports::Report;
+
+#[test]
+fn the_same_inputs_and_seed_give_byte_identical_json() {
+    let (hw, w) = (hardware("sovereign-node"), axk1_decode(2));
+    let a = Report::new(&workloads::run(&hw, &w, 11).unwrap(), 0.0).to_json();
+    let b = Report::new(&workloads::run(&hw, &w, 11).unwrap(), 0.0).to_json();
+    assert_eq!(a, b);
+    // And a different seed routes tokens differently, which shows.
+    let c = Report::new(&workloads::run(&hw, &w, 12).unwrap(), 0.0).to_json();
+    assert_ne!(a, c);
+}
+
+#[test]
+fn the_command_line_json_differs_only_in_wall_time() {
+    let workload = file("w.toml", "base = \"axk1-decode\"\n[scenario]\noutput_tokens = 1\n");
+    let strip = |text: String| -> String {
+        text.lines().filter(|l| !l.contains("\"wall_seconds\"")).collect::<Vec<_>>().join("\n")
+    };
+    let a = npusim(&["run", "--json", "--workload", &workload]);
+    let b = npusim(&["run", "--json", "--workload", &workload]);
+    assert_eq!(a.status, 0, "{}", a.stderr);
+    assert_eq!(strip(a.stdout), strip(b.stdout));
+}
+
+#[test]
+fn halving_hbm_bandwidth_lengthens_the_decode_step() {
+    let w = axk1_decode(1);
+    let base = hardware("sovereign-node");
+    let mut slow = base.clone();
+    let memory = &mut slow.node.card.as_mut().unwrap().chiplet.memory;
+    memory.pin_rate = models::units::Bandwidth::from_bits_per_s(memory.pin_rate.bits_per_s() / 2);
+    let fast_step = mean_step(&workloads::run(&base, &w, 1).unwrap());
+    let slow_step = mean_step(&workloads::run(&slow, &w, 1).unwrap());
+    // Decode streams weights: with half the bandwidth a step takes far longer (not
+    // quite twice: host work and latencies do not stretch).
+    assert!(slow_step > 1.6 * fast_step, "{fast_step} s -> {slow_step} s");
+}
+
+#[test]
+fn doubling_the_npus_at_fixed_batch_shortens_the_decode_step() {
+    let w = axk1_decode(1);
+    let base = hardware("sovereign-node");
+    let mut big = base.clone();
+    big.node.cards *= 2;
+    let small_step = mean_step(&workloads::run(&base, &w, 1).unwrap());
+    let big_step = mean_step(&workloads::run(&big, &w, 1).unwrap());
+    assert!(big_step < 0.9 * small_step, "{small_step} s -> {big_step} s");
+}
+
+#[test]
+fn the_energy_breakdown_adds_up_and_tokens_are_all_counted() {
+    let (hw, w) = (hardware("sovereign-node"), axk1_decode(2));
+    let result = workloads::run(&hw, &w, 3).unwrap();
+    let report = Report::new(&result, 0.0);
+    let parts: f64 = report.energy_j.breakdown.values().sum();
+    assert_eq!(parts, report.energy_j.total);
+    assert_eq!(report.tokens_generated, 64 * 2);
+    assert!((report.joules_per_token - report.energy_j.total / 128.0).abs() < 1e-12);
+    // Static power alone puts a floor under the energy.
+    let static_j: f64 =
+        report.energy_j.breakdown.iter().filter(|(k, _)| k.starts_with("static.")).map(|(_, v)| v).sum();
+    assert!(static_j > 0.0 && static_j < report.energy_j.total);
+}

@@ -1,0 +1,140 @@
+//! The op graph of one inference step, already placed on devices: each op is
+//! either compute shards (one kernel per device) or transfers between
+//! endpoints. This is the content of a step trace.
+
+use isa::Dtype;
+use models::fabric::Endpoint;
+use serde::{Deserialize, Serialize};
+
+/// The op graph of one step.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepGraph {
+    /// Ops in an order where every dependency comes first.
+    pub ops: Vec<Op>,
+    /// Devices (chiplets) the graph is placed on.
+    pub devices: u32,
+}
+
+/// One op: what it is, what it waits for, and where it runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Op {
+    /// Hierarchical name, e.g. `l3.attn.q_a`.
+    pub name: String,
+    pub class: OpClass,
+    /// Indices of ops this one needs finished first.
+    pub deps: Vec<u32>,
+    pub body: OpBody,
+}
+
+/// What kind of op, for breakdowns and traces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpClass {
+    Embedding,
+    Norm,
+    Gemm,
+    Attention,
+    Rotary,
+    Activation,
+    Router,
+    Experts,
+    Elementwise,
+    LmHead,
+    Collective,
+    HostIo,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpBody {
+    /// The same kernel kind on several devices, each with its own sizes.
+    Compute(Vec<Shard>),
+    /// Point-to-point transfers, all free to proceed at once.
+    Transfer(Vec<Transfer>),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Shard {
+    pub device: u32,
+    pub kernel: Kernel,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transfer {
+    pub from: Endpoint,
+    pub to: Endpoint,
+    pub bytes: u64,
+}
+
+/// A computation on one device.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Kernel {
+    /// For each entry `m` of `rows`, `y[m×n] = x[m×k] · W[k×n]` with its own
+    /// weight matrix read from memory (one entry for a plain GEMM, one per
+    /// expert or per head for grouped GEMMs). Entries of 0 rows are skipped
+    /// and their weights not read.
+    Gemm { rows: Vec<u32>, n: u32, k: u32, weight_dtype: Dtype, dtype: Dtype },
+    /// Attention over a KV cache: per request, `queries` query tokens of
+    /// `heads` heads against `context` cached tokens (causal: query `i` sees
+    /// the first `context - queries + i + 1`). `kv_heads` distinct key/value
+    /// heads are shared by the query heads; the cache holds
+    /// `cache_bytes_per_token` per token (all of this shard's KV heads) and is
+    /// read once per request. `new_cache_bytes` are appended per request.
+    Attention {
+        requests: u32,
+        queries: u32,
+        context: u32,
+        heads: u32,
+        kv_heads: u32,
+        qk_dim: u32,
+        v_dim: u32,
+        cache_bytes_per_token: u64,
+        new_cache_bytes: u64,
+        dtype: Dtype,
+    },
+    /// Root-mean-square normalisation of `rows × cols`.
+    RmsNorm { rows: u32, cols: u32, dtype: Dtype },
+    /// Rotary position embedding applied to `rows × cols`.
+    Rotary { rows: u32, cols: u32, dtype: Dtype },
+    /// `silu(gate) * up` over `rows × cols`.
+    SwiGlu { rows: u32, cols: u32, dtype: Dtype },
+    /// Element-wise sum of `inputs` tensors of `elems` elements.
+    Add { elems: u64, inputs: u32, dtype: Dtype },
+    /// Router scoring (sigmoid) and top-`k` selection over `rows × cols`.
+    TopK { rows: u32, cols: u32, k: u32, dtype: Dtype },
+    /// Gather `rows` rows of `cols` elements from a table in memory.
+    Embedding { rows: u32, cols: u32, dtype: Dtype },
+}
+
+impl Kernel {
+    /// Multiply-accumulates the kernel performs.
+    pub fn macs(&self) -> u64 {
+        match self {
+            Kernel::Gemm { rows, n, k, .. } => rows.iter().map(|&m| m as u64).sum::<u64>() * *n as u64 * *k as u64,
+            &Kernel::Attention { requests, queries, context, heads, qk_dim, v_dim, .. } => {
+                requests as u64 * heads as u64 * visible_pairs(queries, context) * (qk_dim + v_dim) as u64
+            }
+            _ => 0,
+        }
+    }
+
+    /// Weight bytes the kernel reads from memory.
+    pub fn weight_bytes(&self) -> u64 {
+        match self {
+            Kernel::Gemm { rows, n, k, weight_dtype, .. } => {
+                rows.iter().filter(|&&m| m > 0).count() as u64 * *n as u64 * *k as u64 * weight_dtype.bytes()
+            }
+            _ => 0,
+        }
+    }
+}
+
+/// Query-key pairs a request computes: all of them without causality in
+/// decode (queries see the whole cache); with `queries` new tokens at the end
+/// of `context`, query `i` sees `context - queries + i + 1` keys.
+pub fn visible_pairs(queries: u32, context: u32) -> u64 {
+    let (q, c) = (queries as u64, context as u64);
+    let before = c.saturating_sub(q);
+    q * before + q * (q + 1) / 2
+}

@@ -1,0 +1,257 @@
+//! Transformer model configs and the figures derived from them.
+
+use isa::Dtype;
+use models::input::{self, InputError, Invalid};
+use serde::{Deserialize, Serialize};
+
+/// A decoder-only transformer: attention, then a dense or mixture-of-experts MLP, per layer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub hidden: u32,
+    pub layers: u32,
+    pub vocab: u32,
+    /// Whether the LM head shares the embedding's weights.
+    pub tie_embeddings: bool,
+    /// An RMSNorm after each MLP block (A.X K1).
+    pub post_mlp_norm: bool,
+    /// Multi-token-prediction layers (used for speculative decoding; not run unless asked).
+    pub mtp_layers: u32,
+    pub attention: Attention,
+    pub ffn: Ffn,
+}
+
+/// The attention of every layer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Attention {
+    /// Multi-head Latent Attention: queries and keys/values pass through low-rank latents;
+    /// the KV cache holds the `kv_lora_rank` latent plus the `qk_rope_dim` rotary key per token.
+    Mla { heads: u32, q_lora_rank: u32, kv_lora_rank: u32, qk_rope_dim: u32, qk_nope_dim: u32, v_dim: u32 },
+    /// Grouped-query attention: `heads` query heads share `kv_heads` key/value heads.
+    Gqa { heads: u32, kv_heads: u32, head_dim: u32 },
+}
+
+/// The MLP of every layer: the first `dense_layers` dense, the rest mixtures of experts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ffn {
+    pub dense_layers: u32,
+    pub dense_intermediate: u32,
+    pub routed_experts: u32,
+    pub shared_experts: u32,
+    pub experts_per_token: u32,
+    pub expert_intermediate: u32,
+}
+
+/// Parameter counts, split by where they live.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Parameters {
+    pub embedding: u64,
+    pub lm_head: u64,
+    /// Attention weights and norms, per layer.
+    pub attention_per_layer: u64,
+    /// Weights of one dense MLP.
+    pub dense_mlp: u64,
+    /// Weights of one routed expert.
+    pub expert: u64,
+    /// The router's weights, per MoE layer.
+    pub router: u64,
+    /// Norms outside attention, per layer.
+    pub norms_per_layer: u64,
+    pub total: u64,
+    /// Parameters one token's forward pass touches.
+    pub active: u64,
+}
+
+impl Attention {
+    pub fn heads(&self) -> u32 {
+        match *self {
+            Attention::Mla { heads, .. } | Attention::Gqa { heads, .. } => heads,
+        }
+    }
+
+    /// Weights per layer (projections and their norms).
+    pub fn parameters(&self, hidden: u64) -> u64 {
+        match *self {
+            Attention::Mla { heads, q_lora_rank, kv_lora_rank, qk_rope_dim, qk_nope_dim, v_dim } => {
+                let (h, q, kv) = (heads as u64, q_lora_rank as u64, kv_lora_rank as u64);
+                let (rope, nope, v) = (qk_rope_dim as u64, qk_nope_dim as u64, v_dim as u64);
+                let q_a = hidden * q + q;
+                let q_b = q * h * (nope + rope);
+                let kv_a = hidden * (kv + rope) + kv;
+                let kv_b = kv * h * (nope + v);
+                let o = h * v * hidden;
+                q_a + q_b + kv_a + kv_b + o
+            }
+            Attention::Gqa { heads, kv_heads, head_dim } => {
+                let (h, kvh, d) = (heads as u64, kv_heads as u64, head_dim as u64);
+                hidden * h * d + 2 * hidden * kvh * d + h * d * hidden
+            }
+        }
+    }
+
+    /// Elements of KV cache one token adds per layer.
+    pub fn kv_elements_per_token(&self) -> u64 {
+        match *self {
+            Attention::Mla { kv_lora_rank, qk_rope_dim, .. } => (kv_lora_rank + qk_rope_dim) as u64,
+            Attention::Gqa { kv_heads, head_dim, .. } => 2 * (kv_heads * head_dim) as u64,
+        }
+    }
+}
+
+impl ModelConfig {
+    pub fn moe_layers(&self) -> u32 {
+        if self.ffn.routed_experts == 0 { 0 } else { self.layers - self.ffn.dense_layers.min(self.layers) }
+    }
+
+    pub fn dense_layers(&self) -> u32 {
+        self.layers - self.moe_layers()
+    }
+
+    pub fn is_dense_layer(&self, layer: u32) -> bool {
+        layer < self.ffn.dense_layers || self.ffn.routed_experts == 0
+    }
+
+    /// Parameter counts derived from the config (the MTP layers excluded, as in published totals).
+    pub fn parameters(&self) -> Parameters {
+        let h = self.hidden as u64;
+        let f = &self.ffn;
+        let embedding = self.vocab as u64 * h;
+        let lm_head = if self.tie_embeddings { 0 } else { embedding };
+        let attention_per_layer = self.attention.parameters(h);
+        let dense_mlp = 3 * h * f.dense_intermediate as u64;
+        let expert = 3 * h * f.expert_intermediate as u64;
+        let router = f.routed_experts as u64 * h;
+        let norms_per_layer = h * (2 + u64::from(self.post_mlp_norm));
+        let moe_layers = self.moe_layers() as u64;
+        let dense_layers = self.dense_layers() as u64;
+        let per_moe_layer = (f.routed_experts + f.shared_experts) as u64 * expert + router;
+        let total = embedding
+            + lm_head
+            + h // final norm
+            + self.layers as u64 * (attention_per_layer + norms_per_layer)
+            + dense_layers * dense_mlp
+            + moe_layers * per_moe_layer;
+        let active_moe = (f.experts_per_token + f.shared_experts) as u64 * expert + router;
+        let active = embedding
+            + lm_head
+            + h
+            + self.layers as u64 * (attention_per_layer + norms_per_layer)
+            + dense_layers * dense_mlp
+            + moe_layers * active_moe;
+        Parameters {
+            embedding,
+            lm_head,
+            attention_per_layer,
+            dense_mlp,
+            expert,
+            router,
+            norms_per_layer,
+            total,
+            active,
+        }
+    }
+
+    /// Bytes of KV cache per token over all layers.
+    pub fn kv_bytes_per_token(&self, dtype: Dtype) -> u64 {
+        self.layers as u64 * self.attention.kv_elements_per_token() * dtype.bytes()
+    }
+}
+
+/// Model configs shipped with npusim.
+pub const MODEL_PRESETS: &[(&str, &str)] = &[
+    ("axk1", include_str!("../presets/models/axk1.toml")),
+    ("deepseek-v3", include_str!("../presets/models/deepseek-v3.toml")),
+    ("llama3.1-70b", include_str!("../presets/models/llama3.1-70b.toml")),
+];
+
+pub fn model_preset_text(name: &str) -> Option<&'static str> {
+    MODEL_PRESETS.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+}
+
+fn validate(m: &ModelConfig) -> Vec<Invalid> {
+    let mut out = Vec::new();
+    for (path, v) in
+        [("hidden", m.hidden), ("layers", m.layers), ("vocab", m.vocab), ("attention.heads", m.attention.heads())]
+    {
+        if v == 0 {
+            out.push(Invalid::new(path, "expected at least 1, found 0"));
+        }
+    }
+    let f = &m.ffn;
+    if f.routed_experts > 0 && (f.experts_per_token == 0 || f.experts_per_token > f.routed_experts) {
+        out.push(Invalid::new(
+            "ffn.experts_per_token",
+            format!("expected 1 to {}, found {}", f.routed_experts, f.experts_per_token),
+        ));
+    }
+    if let Attention::Gqa { heads, kv_heads, .. } = m.attention
+        && (kv_heads == 0 || heads % kv_heads != 0)
+    {
+        out.push(Invalid::new(
+            "attention.kv_heads",
+            format!("expected a divisor of the {heads} heads, found {kv_heads}"),
+        ));
+    }
+    out
+}
+
+/// Load a model config; `source` names it in errors.
+pub fn load_model(source: &str, text: &str) -> Result<ModelConfig, InputError> {
+    input::load(source, text, &model_preset_text, validate)
+}
+
+/// Load a shipped model config by name.
+pub fn model_preset(name: &str) -> Result<ModelConfig, InputError> {
+    let text = model_preset_text(name).ok_or_else(|| {
+        let known: Vec<_> = MODEL_PRESETS.iter().map(|(n, _)| *n).collect();
+        InputError::general(name, format!("no model named `{name}`; models are: {}", known.join(", ")))
+    })?;
+    load_model(&format!("model {name}"), text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn within(actual: u64, expected: f64, tolerance: f64) -> bool {
+        (actual as f64 - expected).abs() <= tolerance * expected
+    }
+
+    #[test]
+    fn axk1_has_519b_total_and_33b_active() {
+        let p = model_preset("axk1").unwrap().parameters();
+        assert!(within(p.total, 519e9, 0.01), "{}", p.total);
+        assert!(within(p.active, 33e9, 0.03), "{}", p.active);
+        // Exactly the Hugging Face card's 518,983,059,456: reference.md C's own
+        // sum (518,983,070,976) also counted the 60 x 192 router-bias buffers.
+        assert_eq!(p.total, 518_983_059_456);
+        // q_a 11,011,584 + q_b 18,874,368 + kv_a 4,129,280 + kv_b 8,388,608 + o 58,720,256 (norms included).
+        assert_eq!(p.attention_per_layer, 101_124_096);
+    }
+
+    #[test]
+    fn deepseek_v3_has_671b_total_and_37b_active() {
+        let p = model_preset("deepseek-v3").unwrap().parameters();
+        assert!(within(p.total, 671e9, 0.01), "{}", p.total);
+        assert!(within(p.active, 37e9, 0.03), "{}", p.active);
+    }
+
+    #[test]
+    fn llama_70b_has_70b() {
+        let p = model_preset("llama3.1-70b").unwrap().parameters();
+        assert!(within(p.total, 70.6e9, 0.01), "{}", p.total);
+        assert_eq!(p.total, p.active);
+    }
+
+    #[test]
+    fn mla_latent_cache_is_small() {
+        let m = model_preset("axk1").unwrap();
+        // (512 + 64) x 61 layers x 2 bytes = 68.6 KiB per token in BF16 (reference.md C).
+        assert_eq!(m.kv_bytes_per_token(Dtype::Bf16), 70_272);
+    }
+}

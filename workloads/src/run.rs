@@ -1,0 +1,225 @@
+//! A whole run: check that the workload fits the hardware, assemble the
+//! machine with the serving runtime on its host, run the event engine, and
+//! collect what happened.
+
+use crate::build::Placement;
+use crate::kernels::CoreTarget;
+use crate::lower::Lowerer;
+use crate::model::{Attention, ModelConfig};
+use crate::routing::Router;
+use crate::runtime::{HostRuntime, HostWork, PassiveHost, RequestRecord, RuntimeConfig, StepPlanner, StepRecord};
+use crate::workload::{Workload, WorkloadSpec};
+use isa::Dtype;
+use models::energy::EnergyBreakdown;
+use models::msg::Msg;
+use models::spec::SystemSpec;
+use models::units::Bytes;
+use sim_core::{ComponentStats, SystemBuilder, Time};
+use std::fmt;
+
+/// Everything a run produced.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    pub hardware: SystemSpec,
+    pub workload: WorkloadSpec,
+    pub model: ModelConfig,
+    pub seed: u64,
+    pub devices: u32,
+    pub placement: Placement,
+    pub memory: MemoryUse,
+    /// Simulated time at the end of the run.
+    pub simulated: Time,
+    /// Events the engine handled.
+    pub events: u64,
+    pub requests: Vec<RequestRecord>,
+    pub steps: Vec<StepRecord>,
+    pub stats: Vec<ComponentStats>,
+    pub energy: EnergyBreakdown,
+}
+
+/// Why a workload cannot run on a system: always a problem with the inputs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunError(pub String);
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RunError {}
+
+/// Device memory one chiplet needs, against what it has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryUse {
+    pub weights: u64,
+    pub kv_cache: u64,
+    pub capacity: u64,
+}
+
+/// Bytes of weights and KV cache the busiest device holds under `placement`.
+pub fn memory_use(model: &ModelConfig, w: &WorkloadSpec, p: &Placement, capacity: u64) -> MemoryUse {
+    let s = &w.scenario;
+    let params = model.parameters();
+    let (h, tp) = (model.hidden as u64, p.tp as u64);
+    let f = &model.ffn;
+    let replicated_attention = match model.attention {
+        Attention::Mla { q_lora_rank, kv_lora_rank, qk_rope_dim, .. } => {
+            h * (q_lora_rank + kv_lora_rank + qk_rope_dim) as u64
+        }
+        Attention::Gqa { .. } => 0,
+    };
+    let attention = replicated_attention + (params.attention_per_layer - replicated_attention).div_ceil(tp);
+    let experts_here = (f.routed_experts as u64).div_ceil(p.ep as u64);
+    let per_moe = (experts_here + f.shared_experts as u64) * params.expert;
+    let weight_elems = params.embedding
+        + params.lm_head.div_ceil(p.devices as u64)
+        + model.layers as u64 * (attention + params.norms_per_layer)
+        + model.dense_layers() as u64 * params.dense_mlp.div_ceil(tp)
+        + model.moe_layers() as u64 * per_moe;
+    let router = model.moe_layers() as u64 * params.router * s.activation_dtype.bytes();
+    let requests_here = (s.batch as u64).div_ceil(p.replicas() as u64);
+    let kv_split = match model.attention {
+        Attention::Mla { .. } => 1,
+        Attention::Gqa { .. } => tp,
+    };
+    let kv_cache =
+        requests_here * (s.context_tokens + s.output_tokens) as u64 * model.kv_bytes_per_token(s.kv_dtype) / kv_split;
+    MemoryUse { weights: weight_elems * s.weight_dtype.bytes() + router, kv_cache, capacity }
+}
+
+fn gb(bytes: u64) -> String {
+    format!("{:.1} GB", bytes as f64 / 1e9)
+}
+
+/// Simulate `workload` on `hardware` with the given seed.
+pub fn run(hardware: &SystemSpec, workload: &Workload, seed: u64) -> Result<RunResult, RunError> {
+    let w = &workload.spec;
+    let model = &workload.model;
+    let devices = hardware.device_count();
+    let Some(card) = hardware.node.card.as_ref().filter(|_| devices > 0) else {
+        return Err(RunError(format!(
+            "hardware `{}` has no accelerator chiplets; npusim runs model steps on NPUs",
+            hardware.name
+        )));
+    };
+    let tp = w.plan.attention_tensor_parallel;
+    if !devices.is_multiple_of(tp) {
+        return Err(RunError(format!(
+            "plan.attention_tensor_parallel = {tp} does not divide the {devices} chiplets of `{}`",
+            hardware.name
+        )));
+    }
+    let ep = if w.plan.expert_parallel == 0 { devices } else { w.plan.expert_parallel };
+    if !devices.is_multiple_of(ep) {
+        return Err(RunError(format!(
+            "plan.expert_parallel = {ep} does not divide the {devices} chiplets of `{}`",
+            hardware.name
+        )));
+    }
+    let placement = Placement { devices, tp, ep };
+    let chiplet = &card.chiplet;
+    for (what, dtype) in
+        [("scenario.weight_dtype", w.scenario.weight_dtype), ("scenario.activation_dtype", w.scenario.activation_dtype)]
+    {
+        if !chiplet.core.matrix.macs_per_pe.contains_key(&dtype) {
+            let supported: Vec<String> = chiplet.core.matrix.macs_per_pe.keys().map(Dtype::to_string).collect();
+            return Err(RunError(format!(
+                "{what} = {dtype}, but the matrix engine of `{}` supports only {}",
+                hardware.name,
+                supported.join(", ")
+            )));
+        }
+    }
+    let memory = memory_use(model, w, &placement, chiplet.memory.capacity().get());
+    let need = memory.weights + memory.kv_cache;
+    if need > memory.capacity {
+        return Err(RunError(format!(
+            "`{}` on `{}` needs {} per chiplet ({} of weights + {} of KV cache) but a chiplet has {}: {} too much. \
+             Use more chiplets, a smaller weight dtype, a smaller batch or context, or a larger plan.expert_parallel.",
+            model.name,
+            hardware.name,
+            gb(need),
+            gb(memory.weights),
+            gb(memory.kv_cache),
+            Bytes(memory.capacity),
+            gb(need - memory.capacity)
+        )));
+    }
+
+    let mut macs_per_pe = [0u32; 6];
+    for (d, r) in &chiplet.core.matrix.macs_per_pe {
+        macs_per_pe[*d as usize] = *r;
+    }
+    let target = CoreTarget {
+        cores: chiplet.cores,
+        scratchpad: chiplet.core.scratchpad.size.get(),
+        array_rows: chiplet.core.matrix.rows,
+        array_cols: chiplet.core.matrix.cols,
+        macs_per_pe,
+        vector_lanes: chiplet.core.vector.lanes,
+    };
+    let experts = model.ffn.routed_experts.max(1);
+    let planner = StepPlanner {
+        model: model.clone(),
+        scenario: w.scenario.clone(),
+        placement: placement.clone(),
+        router: Router::new(&w.routing, experts, model.ffn.experts_per_token, seed),
+        lowerer: Lowerer::new(target),
+    };
+
+    let mut builder: SystemBuilder<Msg> = SystemBuilder::new();
+    let machine = models::machine::build(hardware, &mut builder);
+    let leader = &machine.hosts[0];
+    let cfg = RuntimeConfig {
+        node: 0,
+        cpu: leader.cpu,
+        cpu_cores: hardware.node.cpu.cores,
+        sequencers: machine.devices.iter().map(|d| d.sequencer).collect(),
+        routes: machine.routes.clone(),
+        chunk: hardware.simulation.fabric_chunk.get(),
+        work: HostWork::default(),
+    };
+    let runtime = leader.runtime;
+    let place = |r: Result<(), sim_core::BuildError>| {
+        r.map_err(|e| RunError(format!("internal error assembling the machine: {e}")))
+    };
+    place(builder.place(runtime, HostRuntime::new(cfg, planner)))?;
+    for host in &machine.hosts[1..] {
+        place(builder.place(host.runtime, PassiveHost::default()))?;
+    }
+    builder.post(Time::ZERO, runtime, HostRuntime::start_message());
+    let mut system = builder.build().map_err(|e| RunError(format!("internal error assembling the machine: {e}")))?;
+    system.run_to_end();
+
+    let host =
+        system.get::<HostRuntime>(runtime).ok_or_else(|| RunError("internal error: the runtime is missing".into()))?;
+    if let Some(e) = &host.error {
+        return Err(RunError(e.clone()));
+    }
+    let requests = host.records();
+    if let Some(r) = requests.iter().find(|r| r.tokens < w.scenario.output_tokens) {
+        return Err(RunError(format!(
+            "internal error: the run ended with a request at {} of {} tokens",
+            r.tokens, w.scenario.output_tokens
+        )));
+    }
+    let steps = host.steps.clone();
+    let stats = system.stats();
+    let energy = machine.energy.account(&stats, system.now());
+    Ok(RunResult {
+        hardware: hardware.clone(),
+        workload: w.clone(),
+        model: model.clone(),
+        seed,
+        devices,
+        placement,
+        memory,
+        simulated: system.now(),
+        events: system.events(),
+        requests,
+        steps,
+        stats,
+        energy,
+    })
+}

@@ -1,0 +1,181 @@
+//! A workload file: which model, the scenario (batch, lengths, dtypes), the
+//! parallel plan and the MoE routing model.
+
+use crate::model::{ModelConfig, model_preset};
+use isa::Dtype;
+use models::input::{self, InputError, Invalid};
+use serde::{Deserialize, Serialize};
+
+/// A workload: what to run and how to spread it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadSpec {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// A model config shipped with npusim (`npusim models`).
+    pub model: String,
+    pub scenario: Scenario,
+    #[serde(default)]
+    pub plan: Plan,
+    #[serde(default)]
+    pub routing: Routing,
+}
+
+/// Which phase of inference the steps simulate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Requests arrive with `context_tokens` already in the KV cache and decode `output_tokens` each.
+    Decode,
+    /// Requests arrive with `context_tokens` of prompt: one prefill step, then decoding.
+    Prefill,
+}
+
+/// Batch, lengths and precisions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub phase: Phase,
+    /// Requests served together.
+    pub batch: u32,
+    /// Tokens of context each request has (prompt, or KV cache already filled).
+    pub context_tokens: u32,
+    /// Tokens each request generates.
+    pub output_tokens: u32,
+    pub weight_dtype: Dtype,
+    pub activation_dtype: Dtype,
+    pub kv_dtype: Dtype,
+}
+
+/// How the model is spread over the system's chiplets (its devices).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    /// Devices that split each attention (and dense MLP) layer by heads; the
+    /// rest of the devices hold data-parallel replicas. 1 = pure data parallel.
+    #[serde(default = "one")]
+    pub attention_tensor_parallel: u32,
+    /// Devices that share one copy of the routed experts; 0 = all devices.
+    #[serde(default)]
+    pub expert_parallel: u32,
+}
+
+impl Default for Plan {
+    fn default() -> Self {
+        Plan { attention_tensor_parallel: 1, expert_parallel: 0 }
+    }
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// How tokens choose experts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "distribution", rename_all = "lowercase", deny_unknown_fields)]
+#[derive(Default)]
+pub enum Routing {
+    /// Every expert equally likely.
+    #[default]
+    Uniform,
+    /// Expert `i` (after a seeded shuffle) chosen with weight `1 / (i + 1)^exponent`.
+    Zipf { exponent: f64 },
+}
+
+/// A loaded workload: its spec and the model it names.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Workload {
+    pub spec: WorkloadSpec,
+    pub model: ModelConfig,
+}
+
+/// Workloads shipped with npusim.
+pub const WORKLOAD_PRESETS: &[(&str, &str, &str)] = &[
+    (
+        "axk1-decode",
+        "A.X K1 decoding, batch 64, 2,048-token context (the default)",
+        include_str!("../presets/axk1-decode.toml"),
+    ),
+    (
+        "axk1-prefill",
+        "A.X K1 prefill of 2,048-token prompts at batch 8, then decoding",
+        include_str!("../presets/axk1-prefill.toml"),
+    ),
+    (
+        "llama3.1-70b-decode",
+        "Llama-3.1-70B decoding, batch 64, 2,048-token context",
+        include_str!("../presets/llama3.1-70b-decode.toml"),
+    ),
+];
+
+/// The workload `npusim run` uses when none is named.
+pub const DEFAULT_WORKLOAD: &str = "axk1-decode";
+
+fn preset_text(name: &str) -> Option<&'static str> {
+    WORKLOAD_PRESETS.iter().find(|(n, _, _)| *n == name).map(|(_, _, t)| *t)
+}
+
+fn validate(w: &WorkloadSpec) -> Vec<Invalid> {
+    let mut out = Vec::new();
+    let s = &w.scenario;
+    for (path, v) in [
+        ("scenario.batch", s.batch),
+        ("scenario.context_tokens", s.context_tokens),
+        ("scenario.output_tokens", s.output_tokens),
+    ] {
+        if v == 0 {
+            out.push(Invalid::new(path, "expected at least 1, found 0"));
+        }
+    }
+    if w.plan.attention_tensor_parallel == 0 {
+        out.push(Invalid::new("plan.attention_tensor_parallel", "expected at least 1, found 0"));
+    }
+    if let Routing::Zipf { exponent } = w.routing
+        && !(0.0..=10.0).contains(&exponent)
+    {
+        out.push(Invalid::new("routing.exponent", format!("expected a number from 0 to 10, found {exponent}")));
+    }
+    if model_preset(&w.model).is_err() {
+        out.push(Invalid::new(
+            "model",
+            format!("expected the name of a model config, found \"{}\" (see `npusim models`)", w.model),
+        ));
+    }
+    out
+}
+
+/// Load and validate a workload; `source` names it in errors.
+pub fn load_workload(source: &str, text: &str) -> Result<Workload, InputError> {
+    let spec: WorkloadSpec = input::load(source, text, &preset_text, validate)?;
+    let model = model_preset(&spec.model)?;
+    Ok(Workload { spec, model })
+}
+
+/// Load a shipped workload by name.
+pub fn workload_preset(name: &str) -> Result<Workload, InputError> {
+    let text = preset_text(name).ok_or_else(|| {
+        let known: Vec<_> = WORKLOAD_PRESETS.iter().map(|(n, _, _)| *n).collect();
+        InputError::general(name, format!("no workload named `{name}`; workloads are: {}", known.join(", ")))
+    })?;
+    load_workload(&format!("workload {name}"), text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_load() {
+        for (name, _, _) in WORKLOAD_PRESETS {
+            workload_preset(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+
+    #[test]
+    fn an_unknown_model_is_located() {
+        let e = load_workload("w.toml", "base = \"axk1-decode\"\nmodel = \"gpt-9\"\n").unwrap_err();
+        assert_eq!(e.problems[0].path, "model");
+        assert_eq!(e.problems[0].line, Some(2));
+    }
+}
