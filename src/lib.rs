@@ -43,12 +43,97 @@ enum Command {
         /// A preset name or a file.
         name: String,
     },
+    /// Microbenchmarks on one chiplet.
+    #[command(subcommand)]
+    Micro(Micro),
+    /// Assemble, check, run and encode hand-written NPU programs (isa/README.md).
+    #[command(subcommand)]
+    Asm(Asm),
+    /// Print how a workload's first step is lowered: tilings and core programs.
+    Lower(LowerArgs),
     /// Measure the event engine: events per second on a fixed synthetic system.
     Bench {
         /// Events to simulate.
         #[arg(long, default_value_t = 20_000_000)]
         events: u64,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum Micro {
+    /// One GEMM, lowered as in a model run, on one chiplet: cycles, TFLOP/s, stalls, bytes.
+    Gemm(GemmArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct GemmArgs {
+    #[arg(long)]
+    m: u32,
+    #[arg(long)]
+    n: u32,
+    #[arg(long)]
+    k: u32,
+    /// Input dtype of the matrix multiplies.
+    #[arg(long, default_value = "fp8")]
+    dtype: String,
+    /// Hardware: a preset name or a TOML file.
+    #[arg(long, default_value = models::presets::DEFAULT)]
+    hw: String,
+    /// Cores of the chiplet to use (default: all).
+    #[arg(long)]
+    cores: Option<u32>,
+    /// Pure engine timing: memory and scratchpad ports take no time.
+    #[arg(long)]
+    compute_only: bool,
+    /// Override the matrix array as ROWSxCOLS, e.g. 128x128.
+    #[arg(long)]
+    array: Option<String>,
+    /// Override the dataflow: ws, os or is.
+    #[arg(long)]
+    dataflow: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Asm {
+    /// Run an assembly file (one program, or one per `.core`) on one chiplet and report per-engine timing.
+    Run {
+        program: String,
+        #[arg(long, default_value = models::presets::DEFAULT)]
+        hw: String,
+        #[arg(long)]
+        compute_only: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check an assembly file against a chiplet's scratchpad.
+    Check {
+        program: String,
+        #[arg(long, default_value = models::presets::DEFAULT)]
+        hw: String,
+    },
+    /// Encode an assembly file in the binary form.
+    Encode { program: String, output: PathBuf },
+    /// Print a binary program image as assembly.
+    Decode { image: String },
+}
+
+#[derive(clap::Args, Debug)]
+struct LowerArgs {
+    #[arg(long, default_value = models::presets::DEFAULT)]
+    hw: String,
+    #[arg(long, default_value = workloads::DEFAULT_WORKLOAD)]
+    workload: String,
+    /// Only ops whose name contains this, e.g. `l1.attn`.
+    #[arg(long, default_value = "l1.")]
+    op: String,
+    /// The chiplet whose programs to show.
+    #[arg(long, default_value_t = 0)]
+    device: u32,
+    /// Print every core program in full, not only its size.
+    #[arg(long)]
+    programs: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -120,6 +205,9 @@ where
             Ok(())
         }
         Some(Command::Show { name }) => show(&name, &mut text),
+        Some(Command::Micro(Micro::Gemm(args))) => micro_gemm(args, &mut text),
+        Some(Command::Asm(asm)) => assembly(asm, &mut text),
+        Some(Command::Lower(args)) => lower(args, &mut text),
         Some(Command::Bench { events }) => {
             bench(events, &mut text);
             Ok(())
@@ -244,6 +332,137 @@ fn show(name: &str, text: &mut String) -> Result<(), Failure> {
     let _ = writeln!(text, "\n# derived figures");
     for f in spec.figures() {
         let _ = writeln!(text, "# {:40} {}", f.label, f.value);
+    }
+    Ok(())
+}
+
+fn micro_gemm(args: GemmArgs, text: &mut String) -> Result<(), Failure> {
+    let mut spec = inputs::hardware(&args.hw)?;
+    let dtype: isa::Dtype = args.dtype.parse().map_err(Failure::Input)?;
+    let Some(card) = spec.node.card.as_mut() else {
+        return Err(Failure::Input(format!("hardware `{}` has no accelerator chiplet", spec.name)));
+    };
+    let matrix = &mut card.chiplet.core.matrix;
+    if let Some(array) = &args.array {
+        let parsed = array.split_once('x').and_then(|(r, c)| Some((r.parse::<u32>().ok()?, c.parse::<u32>().ok()?)));
+        let Some((rows, cols)) = parsed.filter(|(r, c)| *r > 0 && *c > 0) else {
+            return Err(Failure::Input(format!("--array {array}: expected ROWSxCOLS such as 128x128")));
+        };
+        (matrix.rows, matrix.cols) = (rows, cols);
+    }
+    if let Some(dataflow) = &args.dataflow {
+        matrix.dataflow = match dataflow.as_str() {
+            "ws" => models::spec::Dataflow::WeightStationary,
+            "os" => models::spec::Dataflow::OutputStationary,
+            "is" => models::spec::Dataflow::InputStationary,
+            other => return Err(Failure::Input(format!("--dataflow {other}: expected ws, os or is"))),
+        };
+    }
+    let bench = workloads::micro::GemmBench {
+        m: args.m,
+        n: args.n,
+        k: args.k,
+        dtype,
+        cores: args.cores,
+        compute_only: args.compute_only,
+    };
+    let run = workloads::micro::gemm(&spec, bench).map_err(Failure::Input)?;
+    if args.json {
+        text.push_str(&json(&run));
+    } else {
+        text.push_str(&reports::micro::gemm_summary(&run));
+    }
+    Ok(())
+}
+
+fn json<T: serde::Serialize>(value: &T) -> String {
+    let mut out = serde_json::to_string_pretty(value).expect("results serialise");
+    out.push('\n');
+    out
+}
+
+fn read_text(path: &str) -> Result<String, Failure> {
+    std::fs::read_to_string(path).map_err(|e| Failure::Input(format!("{path}: cannot read the file: {e}")))
+}
+
+fn parse_assembly(path: &str) -> Result<isa::asm::Assembly, Failure> {
+    isa::asm::parse(&read_text(path)?).map_err(|e| Failure::Input(format!("{path}:{e}")))
+}
+
+fn assembly(command: Asm, text: &mut String) -> Result<(), Failure> {
+    match command {
+        Asm::Run { program, hw, compute_only, json: as_json } => {
+            let spec = inputs::hardware(&hw)?;
+            let asm = parse_assembly(&program)?;
+            let scratchpad = workloads::micro::core_target(&spec, None).map_err(Failure::Input)?.scratchpad;
+            asm.check(scratchpad).map_err(|e| Failure::Input(format!("{program}:{e}")))?;
+            let programs: Vec<(u32, isa::Program)> = asm.programs.into_iter().map(|(c, p)| (c as u32, p)).collect();
+            let run = workloads::micro::run_programs(&spec, &programs, compute_only)
+                .map_err(|e| Failure::Input(format!("{program}: {e}")))?;
+            text.push_str(&if as_json { json(&run) } else { reports::micro::program_summary(&run) });
+        }
+        Asm::Check { program, hw } => {
+            let spec = inputs::hardware(&hw)?;
+            let asm = parse_assembly(&program)?;
+            let scratchpad = workloads::micro::core_target(&spec, None).map_err(Failure::Input)?.scratchpad;
+            asm.check(scratchpad).map_err(|e| Failure::Input(format!("{program}:{e}")))?;
+            let instrs: usize = asm.programs.iter().map(|(_, p)| p.instrs.len()).sum();
+            let _ = writeln!(
+                text,
+                "{program}: {} programs, {instrs} instructions, valid on `{}`",
+                asm.programs.len(),
+                spec.name
+            );
+        }
+        Asm::Encode { program, output } => {
+            let asm = parse_assembly(&program)?;
+            let bytes = isa::binary::encode(&asm.programs);
+            output::write_bytes_atomically(&output, &bytes)?;
+            let _ = writeln!(text, "wrote {} bytes to {}", bytes.len(), output.display());
+        }
+        Asm::Decode { image } => {
+            let bytes =
+                std::fs::read(&image).map_err(|e| Failure::Input(format!("{image}: cannot read the file: {e}")))?;
+            let programs = isa::binary::decode(&bytes).map_err(|e| Failure::Input(format!("{image}: {e}")))?;
+            text.push_str(&isa::asm::print_assembly(&programs));
+        }
+    }
+    Ok(())
+}
+
+fn lower(args: LowerArgs, text: &mut String) -> Result<(), Failure> {
+    let spec = inputs::hardware(&args.hw)?;
+    let workload = inputs::workload(&args.workload)?;
+    let ops = workloads::inspect::first_step(&spec, &workload, args.device, &args.op).map_err(Failure::Input)?;
+    if ops.is_empty() {
+        return Err(Failure::Input(format!(
+            "no op of the first step on chiplet {} has `{}` in its name",
+            args.device, args.op
+        )));
+    }
+    for op in ops {
+        let _ = writeln!(text, "{} ({:?}): {}", op.name, op.class, op.description);
+        for (core, program) in &op.programs {
+            let mut counts = [0usize; 4];
+            for i in &program.instrs {
+                counts[i.engine().index()] += 1;
+            }
+            let _ = writeln!(
+                text,
+                "  core {core:2}: {} instructions (dma {}, matrix {}, vector {}, sync {}), {} bytes of scratchpad",
+                program.instrs.len(),
+                counts[0],
+                counts[1],
+                counts[2],
+                counts[3],
+                program.scratchpad_bytes()
+            );
+            if args.programs {
+                for line in isa::asm::print(program).lines() {
+                    let _ = writeln!(text, "    {line}");
+                }
+            }
+        }
     }
     Ok(())
 }

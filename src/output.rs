@@ -7,12 +7,16 @@ use std::io::Write;
 use std::path::Path;
 
 pub fn write_atomically(path: &Path, contents: &str) -> Result<(), Failure> {
+    write_bytes_atomically(path, contents.as_bytes())
+}
+
+pub fn write_bytes_atomically(path: &Path, contents: &[u8]) -> Result<(), Failure> {
     let fail = |what: &str, e: std::io::Error| Failure::Io(format!("{}: cannot {what}: {e}", path.display()));
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("output");
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let mut file = std::fs::File::create(&tmp).map_err(|e| fail("create a temporary file", e))?;
-    file.write_all(contents.as_bytes()).map_err(|e| fail("write", e))?;
+    file.write_all(contents).map_err(|e| fail("write", e))?;
     file.sync_all().map_err(|e| fail("flush", e))?;
     std::fs::rename(&tmp, path).map_err(|e| fail("move into place", e))
 }

@@ -10,7 +10,7 @@ use crate::energy::{ActionEnergy, EnergyModel};
 use crate::fabric::{Endpoint, Link, LinkConfig, Routes, RoutesBuilder};
 use crate::memory::{ChannelMemory, ChannelMemoryConfig, Refresh};
 use crate::msg::Msg;
-use crate::npu::{Core, CoreConfig, MatrixShape, Sequencer, SequencerConfig, VectorShape};
+use crate::npu::{Core, CoreConfig, MatrixShape, MeshPosition, Sequencer, SequencerConfig, VectorShape};
 use crate::spec::{CardSpec, ChipletSpec, D2dTopology, SystemSpec};
 use crate::units::Bandwidth;
 use isa::Dtype;
@@ -51,8 +51,20 @@ pub struct Machine {
 const HOST_DRAM_INTERLEAVE: u64 = 256;
 const HOST_DRAM_PAGE: u64 = 8 << 10;
 
+/// Choices about how the machine is modelled, beyond its spec.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Cores time only their engines: memory and scratchpad ports take no time.
+    pub compute_only: bool,
+}
+
 /// Register every component of `spec` with `builder`.
 pub fn build(spec: &SystemSpec, builder: &mut SystemBuilder<Msg>) -> Machine {
+    build_with(spec, builder, Options::default())
+}
+
+/// [`build`], with modelling options.
+pub fn build_with(spec: &SystemSpec, builder: &mut SystemBuilder<Msg>, options: Options) -> Machine {
     let mut energy = EnergyModel::default();
     let mut fabric = RoutesBuilder::default();
     let chunk = spec.simulation.fabric_chunk.get();
@@ -196,7 +208,7 @@ pub fn build(spec: &SystemSpec, builder: &mut SystemBuilder<Msg>) -> Machine {
                 let device = devices.len() as u32;
                 let sequencer = builder.reserve(format!("{prefix}.sequencer"));
                 vertices.push(fabric.endpoint(Endpoint::Device(device), sequencer));
-                let ids = chiplet(builder, &mut energy, &card.chiplet, &prefix, sequencer, (n, c, k));
+                let ids = chiplet(builder, &mut energy, &card.chiplet, &prefix, sequencer, (n, c, k), options);
                 sequencers.push((sequencer, device, ids.cores.clone()));
                 devices.push(ids);
             }
@@ -367,6 +379,7 @@ fn chiplet(
     prefix: &str,
     sequencer: ComponentId,
     (node, card, chiplet): (u32, u32, u32),
+    options: Options,
 ) -> DeviceIds {
     let mem = &spec.memory;
     let t = &mem.timing;
@@ -396,28 +409,57 @@ fn chiplet(
         ],
     );
 
-    let m = &spec.core.matrix;
-    let mut macs_per_pe = [0u32; 6];
-    for (dtype, rate) in &m.macs_per_pe {
-        macs_per_pe[*dtype as usize] = *rate;
-    }
+    let sram = &spec.shared_sram;
+    let shared_path = format!("{prefix}.shared_sram");
+    let shared = builder.add(
+        shared_path.clone(),
+        ChannelMemory::new(ChannelMemoryConfig {
+            class: "memory.sram",
+            channels: spec.cores,
+            channel_bandwidth: sram.bandwidth.divided(spec.cores as u64),
+            interleave: 256,
+            page_size: 4096,
+            latency: sram.latency.time(),
+            refresh: None,
+        }),
+    );
+    let sram_pj = sram.energy_per_bit.pj_per_bit() * 1e-12;
+    energy.actions(
+        &shared_path,
+        vec![
+            ActionEnergy::new("actions.read_bits", "npu.shared_sram", sram_pj),
+            ActionEnergy::new("actions.write_bits", "npu.shared_sram", sram_pj),
+        ],
+    );
+
     let hops = mesh_hops(spec);
     let noc_clock = spec.noc.clock.clock();
-    let noc_latency = noc_clock.duration(sim_core::Cycles(hops as u64 * (spec.noc.router_latency_cycles as u64 + 1)));
+    let hop = noc_clock.duration(sim_core::Cycles(spec.noc.router_latency_cycles as u64 + 1));
+    let noc_latency = Time::from_ps(hop.as_ps() * hops as u64);
+    let link = Bandwidth::from_bytes_per_s(spec.noc.link_width.get() * spec.noc.clock.hz());
+    let core_ids: Vec<ComponentId> = (0..spec.cores).map(|i| builder.reserve(format!("{prefix}.core{i}"))).collect();
+    let peers: std::sync::Arc<[ComponentId]> = core_ids.clone().into();
+    let core = &spec.core;
     let cfg = CoreConfig {
         clock: spec.clock.clock(),
-        matrix: MatrixShape { engines: m.engines, rows: m.rows, cols: m.cols, dataflow: m.dataflow, macs_per_pe },
+        matrix: MatrixShape::from_spec(&spec.core.matrix),
         vector: VectorShape {
-            lanes: spec.core.vector.lanes,
-            transcendental_cycles: spec.core.vector.transcendental_cycles,
-            pipeline_cycles: spec.core.vector.pipeline_cycles,
+            lanes: core.vector.lanes,
+            transcendental_cycles: core.vector.transcendental_cycles,
+            pipeline_cycles: core.vector.pipeline_cycles,
         },
-        scratchpad_bytes: spec.core.scratchpad.size.get(),
-        dma_max_outstanding: spec.core.dma.max_outstanding,
-        dma_transaction: spec.core.dma.transaction_size.get(),
+        scratchpad_bytes: core.scratchpad.size.get(),
+        port_bytes_per_cycle: core.scratchpad.banks as u64 * core.scratchpad.bank_width.get(),
+        queue_depth: [core.dma.queue_depth, core.queue_depth, core.queue_depth, core.queue_depth],
+        dma_max_outstanding: core.dma.max_outstanding,
+        dma_transaction: core.dma.transaction_size.get(),
         memory,
+        shared,
+        peers,
+        mesh: MeshPosition { index: 0, columns: spec.noc.columns, hop, link },
         noc_latency,
         noc_hops: hops,
+        compute_only: options.compute_only,
     };
     let en = &spec.energy;
     let mut core_energy: Vec<ActionEnergy> = Dtype::ALL
@@ -429,13 +471,13 @@ fn chiplet(
     core_energy.push(ActionEnergy::new("actions.vector_op", "npu.vector", en.vector_op.pj() * 1e-12));
     core_energy.push(ActionEnergy::new("actions.sram_bits", "npu.sram", en.sram.pj_per_bit() * 1e-12));
     core_energy.push(ActionEnergy::new("actions.noc_bits", "npu.noc", en.noc_hop.pj_per_bit() * 1e-12));
-    let cores = (0..spec.cores)
-        .map(|i| {
-            let path = format!("{prefix}.core{i}");
-            energy.actions(&path, core_energy.clone());
-            builder.add(path, Core::new(cfg.clone()))
-        })
-        .collect();
+    for (i, &id) in core_ids.iter().enumerate() {
+        energy.actions(&format!("{prefix}.core{i}"), core_energy.clone());
+        let mut cfg = cfg.clone();
+        cfg.mesh.index = i as u16;
+        builder.place(id, Core::new(cfg)).expect("each core slot is placed once");
+    }
+    let cores = core_ids;
     DeviceIds { node, card, chiplet, sequencer, cores, memory }
 }
 

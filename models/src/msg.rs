@@ -3,7 +3,6 @@
 use crate::cpu::HostTask;
 use crate::fabric::Route;
 use crate::npu::{CommandList, PreparedProgram};
-use isa::Engine;
 use sim_core::{ComponentId, Time};
 use std::sync::Arc;
 
@@ -19,8 +18,17 @@ pub enum Msg {
     Mem(MemRequest),
     /// Run a program on an NPU core; the core replies `Done { token }` when every instruction retired.
     RunProgram { program: Arc<PreparedProgram>, reply_to: ComponentId, token: u64 },
-    /// An NPU core's engine finished instruction `index` of its current program.
-    EngineDone { engine: Engine, index: u32 },
+    /// Instruction `index` of a core's current program reached `stage` of its completion.
+    InstrDone { index: u32, stage: Stage },
+    /// Another core reads (`write` false) or writes this core's scratchpad; it
+    /// replies `Done { token }` to `reply_to`, `reply_delay` after its ports are through.
+    SpadAccess { bytes: u64, write: bool, reply_to: ComponentId, token: u64, reply_delay: Time },
+    /// Increment semaphore `sem` of the receiving core.
+    Signal { sem: u8 },
+    /// A core reached the barrier of the launch `token` (sent to the launch's sequencer).
+    BarrierArrive { token: u64 },
+    /// Every core of the launch reached the barrier.
+    BarrierRelease,
     /// Run a command list on a chiplet's sequencer; it replies `Done { token }`.
     RunCommands { list: Arc<CommandList>, reply_to: ComponentId, token: u64 },
     /// A chunk of a transfer crossing one link of its route.
@@ -29,6 +37,15 @@ pub enum Msg {
     Arrived { tag: u64, bytes: u64 },
     /// Run host work on the CPU cluster; it replies `Done { token }`.
     HostTask { task: Arc<HostTask>, reply_to: ComponentId, token: u64 },
+}
+
+/// How far an instruction has completed: it has finished reading its
+/// operands, its results are visible, or both at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    Reads,
+    Result,
+    Both,
 }
 
 /// A memory transaction. The controller replies `Done { token }` to

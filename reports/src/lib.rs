@@ -8,6 +8,7 @@
 //! and formats; it never runs simulations and never writes files.
 
 pub mod metrics;
+pub mod micro;
 mod report;
 mod summary;
 

@@ -171,9 +171,14 @@ impl Clock {
     pub fn cycles_in(self, time: Time) -> Cycles {
         Cycles(((time.0 as u128 * self.hz as u128) / PS_PER_S) as u64)
     }
-    /// Cycles needed to cover `time` (rounded up).
+    /// The first cycle whose edge is at or after `time`: the smallest `c`
+    /// with `duration(c) >= time`, so that `cycles_covering(duration(c)) == c`.
     pub fn cycles_covering(self, time: Time) -> Cycles {
-        Cycles((time.0 as u128 * self.hz as u128).div_ceil(PS_PER_S) as u64)
+        if time.0 == 0 {
+            return Cycles(0);
+        }
+        // duration(c) = ceil(c·10¹²/hz) >= t  <=>  c·10¹² > (t − 1)·hz.
+        Cycles(((time.0 as u128 - 1) * self.hz as u128 / PS_PER_S) as u64 + 1)
     }
     /// The first clock edge at or after `time`.
     pub fn next_edge(self, time: Time) -> Time {
@@ -211,6 +216,23 @@ mod tests {
             let edge = clock.next_edge(t);
             assert!(edge >= t);
             assert!(edge.as_ps() - ps < 334);
+        }
+    }
+
+    #[test]
+    fn edges_and_cycle_counts_agree() {
+        for hz in [1_907_300_000u64, 3_000_000_000, 1_000_000_000, 976_562_500, 1_830_000_000] {
+            let clock = Clock::new(hz).unwrap();
+            for c in 0..20_000u64 {
+                let edge = clock.duration(Cycles(c));
+                assert_eq!(clock.cycles_covering(edge), Cycles(c), "{hz} Hz, cycle {c}");
+                assert_eq!(clock.cycles_in(edge), Cycles(c), "{hz} Hz, cycle {c}");
+                assert_eq!(clock.next_edge(edge), edge);
+                if c > 0 {
+                    // Just after an edge, the next edge is the following cycle's.
+                    assert_eq!(clock.cycles_covering(edge + Time::from_ps(1)), Cycles(c + 1));
+                }
+            }
         }
     }
 

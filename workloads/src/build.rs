@@ -28,6 +28,19 @@ pub struct Placement {
 }
 
 impl Placement {
+    /// The placement `plan` asks for on `devices` chiplets, if it divides them.
+    pub fn for_plan(devices: u32, plan: &crate::workload::Plan) -> Result<Placement, String> {
+        let tp = plan.attention_tensor_parallel.max(1);
+        if !devices.is_multiple_of(tp) {
+            return Err(format!("plan.attention_tensor_parallel = {tp} does not divide the {devices} chiplets"));
+        }
+        let ep = if plan.expert_parallel == 0 { devices } else { plan.expert_parallel };
+        if !devices.is_multiple_of(ep) {
+            return Err(format!("plan.expert_parallel = {ep} does not divide the {devices} chiplets"));
+        }
+        Ok(Placement { devices, tp, ep })
+    }
+
     pub fn replicas(&self) -> u32 {
         self.devices / self.tp
     }

@@ -103,6 +103,10 @@ pub enum Kernel {
     Add { elems: u64, inputs: u32, dtype: Dtype },
     /// Router scoring (sigmoid) and top-`k` selection over `rows × cols`.
     TopK { rows: u32, cols: u32, k: u32, dtype: Dtype },
+    /// Softmax over each of `rows` rows of `cols`.
+    Softmax { rows: u32, cols: u32, dtype: Dtype },
+    /// Sampling over logits: softmax pieces and the `top_k` candidates of each of `rows` rows of `cols`.
+    Sample { rows: u32, cols: u32, top_k: u32, dtype: Dtype },
     /// Gather `rows` rows of `cols` elements from a table in memory.
     Embedding { rows: u32, cols: u32, dtype: Dtype },
 }

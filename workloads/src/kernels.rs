@@ -3,22 +3,49 @@
 //! Every kernel loads its inputs from device memory and stores its outputs
 //! back (kernels are not fused); tensors are stored pre-tiled, so each tile is
 //! one contiguous load. Tiles are sized so a double-buffered working set fits
-//! in the scratchpad, and alternate between two buffers so that the DMA engine
-//! loads the next tile while the matrix or vector engine works on this one.
+//! in the scratchpad, and alternate between two buffers so that the DMA
+//! engine loads the next tile while the matrix or vector engine works on this
+//! one. [`describe`] says what was chosen.
 
 use crate::graph::Kernel;
 use isa::{BufId, Dtype, Instr, Program, VectorOp};
+use models::npu::MatrixShape;
+use models::spec::ChipletSpec;
+use std::collections::HashMap;
+use std::fmt::Write;
 
 /// What lowering needs to know of a chiplet.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CoreTarget {
     pub cores: u32,
     pub scratchpad: u64,
-    pub array_rows: u32,
-    pub array_cols: u32,
-    /// MACs per processing element per cycle, indexed by `Dtype as usize`; 0 = unsupported.
-    pub macs_per_pe: [u32; 6],
+    pub matrix: MatrixShape,
     pub vector_lanes: u32,
+    /// Each core's share of the chiplet's memory bandwidth, in bytes per core cycle.
+    pub memory_bytes_per_cycle: f64,
+}
+
+impl CoreTarget {
+    /// The target of `cores` cores (all when `None`) of a chiplet.
+    pub fn for_chiplet(chiplet: &ChipletSpec, cores: Option<u32>) -> CoreTarget {
+        let cores = cores.unwrap_or(chiplet.cores).max(1);
+        CoreTarget {
+            cores,
+            scratchpad: chiplet.core.scratchpad.size.get(),
+            matrix: MatrixShape::from_spec(&chiplet.core.matrix),
+            vector_lanes: chiplet.core.vector.lanes,
+            memory_bytes_per_cycle: chiplet.memory.peak_bandwidth().bytes_per_s()
+                / chiplet.clock.hz() as f64
+                / chiplet.cores as f64,
+        }
+    }
+
+    fn rows(&self) -> u64 {
+        self.matrix.rows as u64
+    }
+    fn cols(&self) -> u64 {
+        self.matrix.cols as u64
+    }
 }
 
 /// Why a kernel cannot run on the target.
@@ -37,9 +64,41 @@ pub struct Tensors {
 /// Programs, one per core that has work, by core index.
 pub type CorePrograms = Vec<(u32, Program)>;
 
-pub fn lower(kernel: &Kernel, t: &CoreTarget, at: Tensors) -> Result<CorePrograms, KernelError> {
+/// Lowers kernels for one target, remembering the tilings it has chosen
+/// (the search is the costly part, and shapes recur across cores and layers).
+#[derive(Debug, Clone)]
+pub struct KernelCompiler {
+    target: CoreTarget,
+    tiles: TileMemo,
+}
+
+impl KernelCompiler {
+    pub fn new(target: CoreTarget) -> KernelCompiler {
+        KernelCompiler { target, tiles: HashMap::new() }
+    }
+
+    pub fn target(&self) -> &CoreTarget {
+        &self.target
+    }
+
+    /// Programs for the cores of the target that have work in `kernel`.
+    pub fn lower(&mut self, kernel: &Kernel, at: Tensors) -> Result<CorePrograms, KernelError> {
+        lower(kernel, &self.target, at, &mut self.tiles)
+    }
+}
+
+/// A tiling: output block rows and columns, and the reduction tile.
+type Tiling = (u64, u64, u64);
+
+/// Tilings chosen, by core share `(m, n, k)`, weight dtype and activation bytes.
+type TileMemo = HashMap<(u64, u64, u64, Dtype, u64), Tiling>;
+
+fn lower(kernel: &Kernel, t: &CoreTarget, at: Tensors, memo: &mut TileMemo) -> Result<CorePrograms, KernelError> {
     match kernel {
-        Kernel::Gemm { rows, n, k, weight_dtype, dtype } => gemm(rows, *n, *k, *weight_dtype, *dtype, t, at),
+        Kernel::Gemm { rows, n, k, weight_dtype, dtype } => {
+            check(*weight_dtype, t)?;
+            Ok(gemm(rows, *n, *k, *weight_dtype, *dtype, t, at, memo))
+        }
         Kernel::Attention { .. } => attention(kernel, t, at),
         &Kernel::RmsNorm { rows, cols, dtype } => Ok(vector(
             rows as u64 * cols as u64,
@@ -66,38 +125,212 @@ pub fn lower(kernel: &Kernel, t: &CoreTarget, at: Tensors) -> Result<CoreProgram
             let adds: Vec<(VectorOp, u32)> = (1..inputs.max(2)).map(|_| (VectorOp::Add, 1)).collect();
             Ok(vector(elems, dtype, inputs.max(1), &adds, 0, t, at))
         }
-        &Kernel::TopK { rows, cols, dtype, .. } => {
-            Ok(vector(rows as u64 * cols as u64, dtype, 1, &[(VectorOp::Sigmoid, 1), (VectorOp::TopK, 1)], rows, t, at))
-        }
+        &Kernel::Softmax { rows, cols, dtype } => Ok(vector(
+            rows as u64 * cols as u64,
+            dtype,
+            1,
+            &[(VectorOp::Max, 1), (VectorOp::Exp, 1), (VectorOp::Sum, 1), (VectorOp::Mul, 1)],
+            rows,
+            t,
+            at,
+        )),
+        &Kernel::TopK { rows, cols, k, dtype } => Ok(vector(
+            rows as u64 * cols as u64,
+            dtype,
+            1,
+            &[(VectorOp::Sigmoid, 1), (VectorOp::TopK { k }, 1)],
+            rows,
+            t,
+            at,
+        )),
+        &Kernel::Sample { rows, cols, top_k, dtype } => Ok(vector(
+            rows as u64 * cols as u64,
+            dtype,
+            1,
+            &[(VectorOp::Max, 1), (VectorOp::Exp, 1), (VectorOp::Sum, 1), (VectorOp::TopK { k: top_k }, 1)],
+            rows,
+            t,
+            at,
+        )),
         &Kernel::Embedding { rows, cols, dtype } => Ok(vector(rows as u64 * cols as u64, dtype, 1, &[], 0, t, at)),
     }
 }
 
 fn check(dtype: Dtype, t: &CoreTarget) -> Result<u32, KernelError> {
-    match t.macs_per_pe[dtype as usize] {
+    match t.matrix.rate(dtype) {
         0 => Err(KernelError::UnsupportedDtype(dtype)),
         r => Ok(r),
     }
 }
 
-fn round_down(value: u64, multiple: u64) -> u64 {
-    if value >= multiple { value / multiple * multiple } else { value.max(1) }
+/// One step of a software-pipelined loop: the loads it needs, its compute,
+/// and the stores that follow.
+#[derive(Debug, Default)]
+struct Step {
+    loads: Vec<Instr>,
+    compute: Vec<Instr>,
+    stores: Vec<Instr>,
 }
 
-/// GEMM tiles `(m_t, n_t, k_t)`. Of the scratchpad, each of the two X
-/// buffers gets a sixteenth, each W buffer five, each FP32 accumulator one:
-/// fourteen sixteenths in all.
-fn gemm_tiles(m: u64, n: u64, k: u64, wb: u64, ab: u64, t: &CoreTarget, rate: u64) -> (u64, u64, u64) {
-    let s = t.scratchpad;
-    let m_t = m.min(256);
-    let k_t = round_down(k.min(s / 16 / (m_t * ab)), t.array_rows as u64 * rate).min(k);
-    let n_cap = (s * 5 / 16 / (k_t * wb)).min(s / 16 / (m_t * 4));
-    let n_t = round_down(n.min(n_cap), t.array_cols as u64).min(n);
-    (m_t, n_t.max(1), k_t.max(1))
+/// Emit `steps` software-pipelined: each step's loads go ahead of the
+/// previous step's compute and stores, so that the in-order DMA queue fetches
+/// the next tile while this one computes, and a store waiting on a result
+/// never holds up the next tile's loads.
+fn emit(program: &mut Program, steps: Vec<Step>) {
+    let mut steps = steps.into_iter().peekable();
+    if let Some(first) = steps.peek_mut() {
+        for load in first.loads.drain(..) {
+            program.push(load);
+        }
+    }
+    while let Some(step) = steps.next() {
+        if let Some(next) = steps.peek_mut() {
+            for load in next.loads.drain(..) {
+                program.push(load);
+            }
+        }
+        for instr in step.compute.into_iter().chain(step.stores) {
+            program.push(instr);
+        }
+    }
 }
 
-/// One weight matrix per entry of `rows`; columns of all active matrices are
-/// dealt to cores in contiguous runs of whole array widths.
+/// How a GEMM is spread over cores and tiled within each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GemmPlan {
+    /// Cores along the rows and along the columns of the output.
+    pub grid: (u32, u32),
+    /// Output block a core computes at a time, and the reduction tile.
+    pub block_m: u64,
+    pub block_n: u64,
+    pub tile_k: u64,
+    /// Device-memory bytes one group's GEMM loads and stores, all cores together.
+    pub traffic: u64,
+}
+
+/// Bytes of scratchpad a tiling needs: two input and two weight tiles, two
+/// FP32 accumulator blocks (so a finished block stores while the next computes).
+fn footprint(bm: u64, bn: u64, kt: u64, wb: u64, ab: u64) -> u64 {
+    2 * bm * kt * ab + 2 * kt * bn * wb + 2 * bm * bn * 4
+}
+
+/// Device-memory traffic of one core's `mc × nc` share of a GEMM tiled
+/// `bm × bn × kt`: the input is loaded once per column block unless a whole
+/// row of it stays resident (`kt = k`), the weights once per row block.
+#[allow(clippy::too_many_arguments)]
+fn traffic(mc: u64, nc: u64, k: u64, bm: u64, bn: u64, kt: u64, wb: u64, ab: u64) -> u64 {
+    let x = if kt == k { mc * k * ab } else { mc * k * ab * nc.div_ceil(bn) };
+    x + k * nc * wb * mc.div_ceil(bm) + mc * nc * ab
+}
+
+/// Core cycles one instruction costs beyond its streaming when it cannot
+/// overlap its neighbours: memory latency and the array's fill and drain.
+const INSTRUCTION_LATENCY_CYCLES: u64 = 128;
+
+/// Estimated core cycles of an `mc × nc × k` share tiled `bm × bn × kt`.
+/// Memory is busy from the start, so a memory-bound share takes its loads
+/// plus the last tile's compute; a compute-bound one its compute plus the
+/// first tile's load. Every instruction adds its fill, drain and latency.
+#[allow(clippy::too_many_arguments)]
+fn estimate(mc: u64, nc: u64, k: u64, bm: u64, bn: u64, kt: u64, wd: Dtype, ab: u64, t: &CoreTarget) -> u64 {
+    let wb = wd.bytes();
+    let per_cycle = t.memory_bytes_per_cycle.max(1e-3);
+    let load = (traffic(mc, nc, k, bm, bn, kt, wb, ab) as f64 / per_cycle) as u64;
+    let Some(tile) = t.matrix.timing(bm as u32, bn as u32, kt as u32, wd) else { return u64::MAX };
+    let instructions = mc.div_ceil(bm) * nc.div_ceil(bn) * k.div_ceil(kt);
+    let compute = instructions * tile.streaming();
+    let first_load = ((bm * kt * ab + kt * bn * wb) as f64 / per_cycle) as u64;
+    let overhead = instructions * (tile.fill + tile.drain + INSTRUCTION_LATENCY_CYCLES);
+    (load + tile.streaming()).max(first_load + compute) + overhead
+}
+
+/// Candidate sizes along a dimension: the whole of it, and multiples of `step` below it.
+fn candidates(whole: u64, step: u64, limit: u64) -> Vec<u64> {
+    let mut out = vec![whole];
+    let mut v = step;
+    while v < whole && v <= limit {
+        out.push(v);
+        v += step;
+    }
+    out
+}
+
+/// The tiling of an `mc × nc × k` share that fits the scratchpad and is
+/// estimated fastest; fewer instructions break ties.
+fn tile(mc: u64, nc: u64, k: u64, wd: Dtype, ab: u64, t: &CoreTarget) -> Tiling {
+    let (rows, cols, rate, wb) = (t.rows(), t.cols(), t.matrix.rate(wd).max(1) as u64, wd.bytes());
+    let mut best: Option<((u64, u64), Tiling)> = None;
+    for &kt in &candidates(k, rows * rate * 2, 8192) {
+        for &bm in &candidates(mc, 64, 2048) {
+            for &bn in &candidates(nc, cols, 4096) {
+                if footprint(bm, bn, kt, wb, ab) > t.scratchpad {
+                    continue;
+                }
+                let cost =
+                    (estimate(mc, nc, k, bm, bn, kt, wd, ab, t), mc.div_ceil(bm) * nc.div_ceil(bn) * k.div_ceil(kt));
+                if best.is_none_or(|(c, _)| cost < c) {
+                    best = Some((cost, (bm, bn, kt)));
+                }
+            }
+        }
+    }
+    best.map_or((mc.min(16), cols.min(nc), (rows * rate).min(k)), |(_, b)| b)
+}
+
+/// Split `total` into `parts` runs, each a multiple of `align` but the last.
+fn split(total: u64, parts: u64, align: u64) -> Vec<(u64, u64)> {
+    let chunk = total.div_ceil(parts).div_ceil(align) * align;
+    (0..parts).map(|i| (i * chunk, ((i + 1) * chunk).min(total))).filter(|(a, b)| a < b).collect()
+}
+
+/// The grid and tiling for one `m × n × k` group: the grid whose busiest
+/// core is estimated fastest (see [`estimate`]); less total traffic breaks ties.
+pub fn gemm_plan(m: u64, n: u64, k: u64, wd: Dtype, ad: Dtype, t: &CoreTarget) -> GemmPlan {
+    let (wb, ab) = (wd.bytes(), ad.bytes());
+    let mut best: Option<(u64, GemmPlan)> = None;
+    for pm in 1..=t.cores as u64 {
+        let pn = t.cores as u64 / pm;
+        let rows = split(m, pm, 1);
+        let cols = split(n, pn, t.cols());
+        let (mc, nc) = (rows[0].1 - rows[0].0, cols[0].1 - cols[0].0);
+        let (bm, bn, kt) = tile(mc, nc, k, wd, ab, t);
+        let total: u64 = rows
+            .iter()
+            .flat_map(|r| cols.iter().map(move |c| (r.1 - r.0, c.1 - c.0)))
+            .map(|(mc, nc)| traffic(mc, nc, k, bm, bn, kt, wb, ab))
+            .sum();
+        let busiest = estimate(mc, nc, k, bm, bn, kt, wd, ab, t);
+        let plan = GemmPlan {
+            grid: (rows.len() as u32, cols.len() as u32),
+            block_m: bm,
+            block_n: bn,
+            tile_k: kt,
+            traffic: total,
+        };
+        if best.is_none_or(|(b, p)| (busiest, total) < (b, p.traffic)) {
+            best = Some((busiest, plan));
+        }
+    }
+    best.map(|(_, p)| p).expect("at least one core")
+}
+
+/// A rectangle of one group's output that one core computes.
+#[derive(Clone, Copy, Debug)]
+struct Cell {
+    group: u64,
+    /// Rows of the group (its `m`).
+    m: u64,
+    rows: (u64, u64),
+    cols: (u64, u64),
+}
+
+/// One weight matrix per entry of `rows`. With few rows (decode), the
+/// columns of all active groups are dealt to cores in equal runs of whole
+/// array widths, so grouped GEMMs of narrow groups still spread evenly. With
+/// many rows, each group's output is spread over a grid of all the cores
+/// ([`gemm_plan`]). Each core computes its cells block by block, streaming
+/// the reduction in tiles.
+#[allow(clippy::too_many_arguments)]
 fn gemm(
     rows: &[u32],
     n: u32,
@@ -106,101 +339,98 @@ fn gemm(
     ad: Dtype,
     t: &CoreTarget,
     at: Tensors,
-) -> Result<CorePrograms, KernelError> {
-    let rate = check(wd, t)? as u64;
-    let (n64, k64) = (n as u64, k as u64);
+    memo: &mut TileMemo,
+) -> CorePrograms {
+    let (n64, k64, wb, ab) = (n as u64, k as u64, wd.bytes(), ad.bytes());
     let active: Vec<(u64, u64)> =
         rows.iter().enumerate().filter(|(_, m)| **m > 0).map(|(g, &m)| (g as u64, m as u64)).collect();
-    if active.is_empty() {
-        return Ok(Vec::new());
-    }
-    let total_cols = active.len() as u64 * n64;
-    let align = t.array_cols as u64;
-    let per_core = total_cols.div_ceil(t.cores as u64).div_ceil(align) * align;
-    // Deal (group, n0, n1) column runs to cores.
-    let mut work: Vec<Vec<(u64, u64, u64, u64)>> = vec![Vec::new(); t.cores as usize];
-    let (mut core, mut room) = (0usize, per_core);
-    for &(g, m) in &active {
-        let mut n0 = 0;
-        while n0 < n64 {
-            let take = room.min(n64 - n0);
-            work[core].push((g, m, n0, n0 + take));
-            n0 += take;
-            room -= take;
-            if room == 0 && core + 1 < work.len() {
-                core += 1;
-                room = per_core;
-            } else if room == 0 {
-                room = u64::MAX;
-            }
-        }
-    }
-    let (wb, ab) = (wd.bytes(), ad.bytes());
-    let max_m = active.iter().map(|a| a.1).max().unwrap_or(1);
-    let (m_t, n_t, k_t) = gemm_tiles(max_m, per_core.min(n64), k64, wb, ab, t, rate);
-    // The accumulator spans a core's whole column run when it fits, so each
-    // run of columns is stored once; otherwise it is stored per column tile.
-    let run_cols = per_core.min(n64);
-    let y_cols = if m_t * run_cols * 4 <= t.scratchpad / 16 { run_cols } else { n_t };
-    let mut out = Vec::new();
-    for (c, items) in work.into_iter().enumerate() {
-        if items.is_empty() {
-            continue;
-        }
-        let mut p = Program::new();
-        let x = [p.buffer(m_t * k_t * ab), p.buffer(m_t * k_t * ab)];
-        let w = [p.buffer(k_t * n_t * wb), p.buffer(k_t * n_t * wb)];
-        let y = [p.buffer(m_t * y_cols * 4), p.buffer(m_t * y_cols * 4)];
-        let (mut xi, mut wi, mut yi) = (0, 0, 0);
-        for (g, m, n0, n1) in items {
-            let weights = at.weights + g * k64 * n64 * wb;
-            let inputs = at.activations + g * m * k64 * ab;
-            for m0 in (0..m).step_by(m_t as usize) {
-                let mc = m_t.min(m - m0);
-                let mut x_loaded = false;
-                for y0 in (n0..n1).step_by(y_cols as usize) {
-                    let y1 = (y0 + y_cols).min(n1);
-                    yi ^= 1;
-                    for c0 in (y0..y1).step_by(n_t as usize) {
-                        let nc = n_t.min(y1 - c0);
-                        for k0 in (0..k64).step_by(k_t as usize) {
-                            let kc = k_t.min(k64 - k0);
-                            if !x_loaded || k_t < k64 {
-                                xi ^= 1;
-                                p.push(Instr::Load {
-                                    dst: x[xi],
-                                    addr: inputs + (m0 * k64 + k0 * mc) * ab,
-                                    bytes: mc * kc * ab,
-                                });
-                                x_loaded = true;
-                            }
-                            wi ^= 1;
-                            p.push(Instr::Load {
-                                dst: w[wi],
-                                addr: weights + (c0 * k64 + k0 * nc) * wb,
-                                bytes: kc * nc * wb,
-                            });
-                            p.push(Instr::MatMul {
-                                a: x[xi],
-                                b: w[wi],
-                                c: y[yi],
-                                m: mc as u32,
-                                n: nc as u32,
-                                k: kc as u32,
-                                dtype: wd,
-                                acc: Dtype::Fp32,
-                                accumulate: k0 > 0 || c0 > y0,
-                            });
-                        }
-                    }
-                    let out_addr = at.activations + (1 << 36) + (g * m + m0) * n64 * ab + y0 * mc * ab;
-                    p.push(Instr::Store { src: y[yi], addr: out_addr, bytes: mc * (y1 - y0) * ab });
+    let mut cells: Vec<Vec<Cell>> = vec![Vec::new(); t.cores as usize];
+    let max_m = active.iter().map(|a| a.1).max().unwrap_or(0);
+    if max_m <= 2 * t.rows() {
+        let align = t.cols();
+        let per_core = (active.len() as u64 * n64).div_ceil(t.cores as u64).div_ceil(align) * align;
+        let (mut core, mut room) = (0usize, per_core);
+        for &(group, m) in &active {
+            let mut n0 = 0;
+            while n0 < n64 {
+                let take = room.min(n64 - n0);
+                cells[core].push(Cell { group, m, rows: (0, m), cols: (n0, n0 + take) });
+                n0 += take;
+                room -= take;
+                if room == 0 && core + 1 < cells.len() {
+                    core += 1;
+                    room = per_core;
+                } else if room == 0 {
+                    room = u64::MAX;
                 }
             }
         }
-        out.push((c as u32, p));
+    } else {
+        for &(group, m) in &active {
+            let plan = gemm_plan(m, n64, k64, wd, ad, t);
+            let col_runs = split(n64, plan.grid.1 as u64, t.cols());
+            for (i, &r) in split(m, plan.grid.0 as u64, 1).iter().enumerate() {
+                for (j, &c) in col_runs.iter().enumerate() {
+                    cells[i * col_runs.len() + j].push(Cell { group, m, rows: r, cols: c });
+                }
+            }
+        }
     }
-    Ok(out)
+    let mut out = Vec::new();
+    for (core, cells) in cells.into_iter().enumerate() {
+        let Some(mc) = cells.iter().map(|c| c.rows.1 - c.rows.0).max() else { continue };
+        let nc = cells.iter().map(|c| c.cols.1 - c.cols.0).max().unwrap_or(1);
+        let (bm, bn, kt) = *memo.entry((mc, nc, k64, wd, ab)).or_insert_with(|| tile(mc, nc, k64, wd, ab, t));
+        let mut p = Program::new();
+        let x = [p.named_buffer("x0", bm * kt * ab), p.named_buffer("x1", bm * kt * ab)];
+        let w = [p.named_buffer("w0", kt * bn * wb), p.named_buffer("w1", kt * bn * wb)];
+        let y = [p.named_buffer("y0", bm * bn * 4), p.named_buffer("y1", bm * bn * 4)];
+        let (mut xi, mut wi, mut yi) = (0, 0, 0);
+        let mut steps = Vec::new();
+        for cell in cells {
+            let weights = at.weights + cell.group * k64 * n64 * wb;
+            let inputs = at.activations + cell.group * cell.m * k64 * ab;
+            let outputs = at.activations + (1 << 36) + cell.group * cell.m * n64 * ab;
+            let ((m0, m1), (n0, n1)) = (cell.rows, cell.cols);
+            for r0 in (m0..m1).step_by(bm as usize) {
+                let mc = bm.min(m1 - r0);
+                let mut x_resident = false;
+                for c0 in (n0..n1).step_by(bn as usize) {
+                    let nc = bn.min(n1 - c0);
+                    yi ^= 1;
+                    for k0 in (0..k64).step_by(kt as usize) {
+                        let kc = kt.min(k64 - k0);
+                        let mut step = Step::default();
+                        if !(x_resident && kt == k64) {
+                            xi ^= 1;
+                            step.loads.push(Instr::load(x[xi], inputs + (r0 * k64 + k0 * mc) * ab, mc * kc * ab));
+                            x_resident = true;
+                        }
+                        wi ^= 1;
+                        step.loads.push(Instr::load(w[wi], weights + (c0 * k64 + k0 * nc) * wb, kc * nc * wb));
+                        step.compute.push(Instr::MatMul {
+                            c: y[yi],
+                            a: x[xi],
+                            b: w[wi],
+                            m: mc as u32,
+                            n: nc as u32,
+                            k: kc as u32,
+                            dtype: wd,
+                            acc: Dtype::Fp32,
+                            accumulate: k0 > 0,
+                        });
+                        if k0 + kc == k64 {
+                            step.stores.push(Instr::store(y[yi], outputs + r0 * n64 * ab + c0 * mc * ab, mc * nc * ab));
+                        }
+                        steps.push(step);
+                    }
+                }
+            }
+        }
+        emit(&mut p, steps);
+        out.push((core as u32, p));
+    }
+    out
 }
 
 /// Attention in flash style: per unit of work (a request's KV head, split by
@@ -249,39 +479,39 @@ fn attention(kernel: &Kernel, t: &CoreTarget, at: Tensors) -> Result<CoreProgram
             continue;
         }
         let mut p = Program::new();
-        let qb = p.buffer(rows_max * qk_dim as u64 * ab);
-        let kvb = [p.buffer(l_t * per_token), p.buffer(l_t * per_token)];
-        let sc = [p.buffer(rows_max * l_t * 4), p.buffer(rows_max * l_t * 4)];
-        let ob = p.buffer(rows_max * v_dim as u64 * 4);
+        let qb = p.named_buffer("q", rows_max * qk_dim as u64 * ab);
+        let kvb = [p.named_buffer("kv0", l_t * per_token), p.named_buffer("kv1", l_t * per_token)];
+        let sc = [p.named_buffer("s0", rows_max * l_t * 4), p.named_buffer("s1", rows_max * l_t * 4)];
+        let ob = p.named_buffer("o", rows_max * v_dim as u64 * 4);
         let (mut ki, mut si) = (0, 0);
+        let mut steps: Vec<Step> = Vec::new();
         for unit in first..last {
             let part = unit % chunks;
             let rest = unit / chunks;
             let qt = rest % q_tiles;
             let head = rest / q_tiles; // request * kv + KV head
-            let request = head / kv;
             let q0 = qt * q_t;
             let qc = q_t.min(q - q0);
             let rows = qc * group;
             // Keys visible to the last query of the tile (causal), within this context chunk.
             let visible = (c - q + q0 + qc).min(c);
             let (lo, hi) = (part * chunk, ((part + 1) * chunk).min(visible));
-            p.push(Instr::Load {
-                dst: qb,
-                addr: at.activations + unit * rows_max * qk_dim as u64 * ab,
-                bytes: rows * qk_dim as u64 * ab,
-            });
+            let mut step = Step::default();
+            step.loads.push(Instr::load(
+                qb,
+                at.activations + unit * rows_max * qk_dim as u64 * ab,
+                rows * qk_dim as u64 * ab,
+            ));
             let mut first_tile = true;
             for l0 in (lo..hi).step_by(l_t as usize) {
                 let lc = l_t.min(hi - l0);
                 ki ^= 1;
                 si ^= 1;
-                let cache_addr = at.weights + (head * c + l0) * per_token;
-                p.push(Instr::Load { dst: kvb[ki], addr: cache_addr, bytes: lc * per_token });
-                p.push(Instr::MatMul {
+                step.loads.push(Instr::load(kvb[ki], at.weights + (head * c + l0) * per_token, lc * per_token));
+                step.compute.push(Instr::MatMul {
+                    c: sc[si],
                     a: qb,
                     b: kvb[ki],
-                    c: sc[si],
                     m: rows as u32,
                     n: lc as u32,
                     k: qk_dim,
@@ -290,19 +520,19 @@ fn attention(kernel: &Kernel, t: &CoreTarget, at: Tensors) -> Result<CoreProgram
                     accumulate: false,
                 });
                 for op in [VectorOp::Max, VectorOp::Exp, VectorOp::Sum] {
-                    p.push(Instr::Vector {
+                    step.compute.push(Instr::Vector {
                         op,
+                        dst: sc[si],
                         src: sc[si],
                         src2: None,
-                        dst: sc[si],
                         elems: rows * lc,
                         dtype: Dtype::Fp32,
                     });
                 }
-                p.push(Instr::MatMul {
+                step.compute.push(Instr::MatMul {
+                    c: ob,
                     a: sc[si],
                     b: kvb[ki],
-                    c: ob,
                     m: rows as u32,
                     n: v_dim,
                     k: lc as u32,
@@ -311,20 +541,23 @@ fn attention(kernel: &Kernel, t: &CoreTarget, at: Tensors) -> Result<CoreProgram
                     accumulate: !first_tile,
                 });
                 first_tile = false;
+                steps.push(std::mem::take(&mut step));
             }
-            p.push(Instr::Store {
-                src: ob,
-                addr: at.activations + (1 << 36) + unit * rows_max * v_dim as u64 * ab,
-                bytes: rows * v_dim as u64 * ab,
-            });
+            step.stores.push(Instr::store(
+                ob,
+                at.activations + (1 << 36) + unit * rows_max * v_dim as u64 * ab,
+                rows * v_dim as u64 * ab,
+            ));
             if part == 0 && qt == 0 && head % kv == 0 && new_cache_bytes > 0 {
-                p.push(Instr::Store {
-                    src: qb,
-                    addr: at.weights + (request * kv * c + c - q) * per_token,
-                    bytes: new_cache_bytes.min(p.buffers[qb.0 as usize].bytes),
-                });
+                let bytes = new_cache_bytes.min(rows_max * qk_dim as u64 * ab);
+                step.stores.push(Instr::store(qb, at.weights + (head * c + c - q) * per_token, bytes));
+            }
+            match steps.last_mut() {
+                Some(last) if !first_tile => last.stores.append(&mut step.stores),
+                _ => steps.push(step),
             }
         }
+        emit(&mut p, steps);
         out.push((core as u32, p));
     }
     Ok(out)
@@ -360,28 +593,81 @@ fn vector(
             continue;
         }
         let mut p = Program::new();
-        let bufs: Vec<[BufId; 2]> = (0..inputs.max(1)).map(|_| [p.buffer(chunk * b), p.buffer(chunk * b)]).collect();
+        let bufs: Vec<[BufId; 2]> = (0..inputs.max(1))
+            .map(|j| [p.named_buffer(format!("in{j}a"), chunk * b), p.named_buffer(format!("in{j}b"), chunk * b)])
+            .collect();
         let mut i = 0;
+        let mut steps = Vec::new();
         for e0 in (first..last).step_by(chunk as usize) {
             let n = chunk.min(last - e0);
             i ^= 1;
+            let mut step = Step::default();
             for (j, pair) in bufs.iter().enumerate() {
-                p.push(Instr::Load {
-                    dst: pair[i],
-                    addr: at.activations + (j as u64) * (1 << 32) + e0 * b,
-                    bytes: n * b,
-                });
+                step.loads.push(Instr::load(pair[i], at.activations + (j as u64) * (1 << 32) + e0 * b, n * b));
             }
             for &(op, per_element) in ops {
                 let count = if per_element == 1 { n } else { ((n as f64 * rows_per_elem).ceil() as u64).max(1) };
                 let src2 = (bufs.len() > 1).then(|| bufs[1][i]);
-                p.push(Instr::Vector { op, src: bufs[0][i], src2, dst: bufs[0][i], elems: count, dtype });
+                let count = match op {
+                    VectorOp::TopK { k } => count.max(k as u64),
+                    _ => count,
+                };
+                step.compute.push(Instr::Vector {
+                    op,
+                    dst: bufs[0][i],
+                    src: bufs[0][i],
+                    src2,
+                    elems: count.min(n),
+                    dtype,
+                });
             }
-            p.push(Instr::Store { src: bufs[0][i], addr: at.activations + (1 << 36) + e0 * b, bytes: n * b });
+            step.stores.push(Instr::store(bufs[0][i], at.activations + (1 << 36) + e0 * b, n * b));
+            steps.push(step);
         }
+        emit(&mut p, steps);
         out.push((core as u32, p));
     }
     out
+}
+
+/// A one-paragraph account of how a kernel is lowered on `t`.
+pub fn describe(kernel: &Kernel, t: &CoreTarget) -> String {
+    let mut s = String::new();
+    match kernel {
+        Kernel::Gemm { rows, n, k, weight_dtype, dtype } => {
+            let active: Vec<&u32> = rows.iter().filter(|m| **m > 0).collect();
+            let _ = write!(
+                s,
+                "GEMM of {} weight matrices ({} active), n={n} k={k}, weights {weight_dtype}, activations {dtype}",
+                rows.len(),
+                active.len()
+            );
+            if let Some(&&m) = active.iter().max() {
+                let p = gemm_plan(m as u64, *n as u64, *k as u64, *weight_dtype, *dtype, t);
+                let _ = write!(
+                    s,
+                    "; largest m={m}: cores {} x {} (rows x columns), blocks {} x {}, k tile {}, {} of scratchpad, {:.2} MB of device memory traffic",
+                    p.grid.0,
+                    p.grid.1,
+                    p.block_m,
+                    p.block_n,
+                    p.tile_k,
+                    footprint(p.block_m, p.block_n, p.tile_k, weight_dtype.bytes(), dtype.bytes()),
+                    p.traffic as f64 / 1e6
+                );
+            }
+        }
+        Kernel::Attention { requests, queries, context, heads, kv_heads, .. } => {
+            let _ = write!(
+                s,
+                "attention: {requests} requests x {queries} queries x {context} keys, {heads} heads over {kv_heads} KV heads, flash-style tiles of the KV cache"
+            );
+        }
+        other => {
+            let _ = write!(s, "element-wise {other:?}, split over up to {} cores", t.cores);
+        }
+    }
+    s
 }
 
 #[cfg(test)]
@@ -389,14 +675,8 @@ mod tests {
     use super::*;
 
     fn target() -> CoreTarget {
-        CoreTarget {
-            cores: 16,
-            scratchpad: 4 << 20,
-            array_rows: 64,
-            array_cols: 64,
-            macs_per_pe: [2, 2, 1, 1, 0, 0],
-            vector_lanes: 128,
-        }
+        let spec = models::presets::load_preset("rebel-quad").unwrap();
+        CoreTarget::for_chiplet(&spec.node.card.unwrap().chiplet, None)
     }
 
     fn totals(programs: &CorePrograms) -> (u64, u64) {
@@ -405,12 +685,23 @@ mod tests {
         for (_, p) in programs {
             for i in &p.instrs {
                 macs += i.macs();
-                if let Instr::Load { bytes, .. } = i {
-                    loaded += bytes;
+                if let Instr::Load { shape, .. } = i {
+                    loaded += shape.bytes();
                 }
             }
         }
         (macs, loaded)
+    }
+
+    fn weight_loads(programs: &CorePrograms) -> u64 {
+        programs
+            .iter()
+            .flat_map(|(_, p)| &p.instrs)
+            .filter_map(|i| match i {
+                Instr::Load { src: isa::MemRef::Hbm(addr), shape, .. } if *addr < 1 << 40 => Some(shape.bytes()),
+                _ => None,
+            })
+            .sum()
     }
 
     #[test]
@@ -423,9 +714,10 @@ mod tests {
             (vec![3, 0, 5, 1], 4096, 7168),
             (vec![2048], 4096, 7168),
             (vec![1; 64], 512, 128),
+            (vec![4096], 4096, 4096),
         ] {
             let kernel = Kernel::Gemm { rows: rows.clone(), n, k, weight_dtype: Dtype::Fp8, dtype: Dtype::Bf16 };
-            let programs = lower(&kernel, &t, at).unwrap();
+            let programs = KernelCompiler::new(t.clone()).lower(&kernel, at).unwrap();
             let (macs, loaded) = totals(&programs);
             assert_eq!(macs, kernel.macs(), "{rows:?} {n} {k}");
             assert!(loaded >= kernel.weight_bytes());
@@ -436,19 +728,20 @@ mod tests {
     }
 
     #[test]
-    fn decode_weights_are_read_exactly_once() {
+    fn decode_weights_are_read_exactly_once_by_all_cores() {
         let kernel = Kernel::Gemm { rows: vec![2], n: 12288, k: 1536, weight_dtype: Dtype::Fp8, dtype: Dtype::Bf16 };
-        let programs = lower(&kernel, &target(), Tensors { weights: 0, activations: 1 << 40 }).unwrap();
-        let weight_loads: u64 = programs
-            .iter()
-            .flat_map(|(_, p)| &p.instrs)
-            .filter_map(|i| match i {
-                Instr::Load { addr, bytes, .. } if *addr < 1 << 40 => Some(*bytes),
-                _ => None,
-            })
-            .sum();
-        assert_eq!(weight_loads, 12288 * 1536);
+        let programs =
+            KernelCompiler::new(target()).lower(&kernel, Tensors { weights: 0, activations: 1 << 40 }).unwrap();
+        assert_eq!(weight_loads(&programs), 12288 * 1536);
         assert_eq!(programs.len(), 16);
+    }
+
+    #[test]
+    fn large_gemms_reuse_tiles() {
+        // 4096^3 in FP8 moves 48 MB at the least (each operand once); the plan stays within 6x of that.
+        let p = gemm_plan(4096, 4096, 4096, Dtype::Fp8, Dtype::Fp8, &target());
+        assert!(p.traffic < 6 * 3 * 4096 * 4096, "{p:?}");
+        assert_eq!(p.grid.0 * p.grid.1, 16);
     }
 
     #[test]
@@ -465,18 +758,11 @@ mod tests {
             new_cache_bytes: 1152,
             dtype: Dtype::Bf16,
         };
-        let programs = lower(&kernel, &target(), Tensors { weights: 0, activations: 1 << 40 }).unwrap();
+        let programs =
+            KernelCompiler::new(target()).lower(&kernel, Tensors { weights: 0, activations: 1 << 40 }).unwrap();
         let (macs, _) = totals(&programs);
         assert_eq!(macs, kernel.macs());
-        let cache: u64 = programs
-            .iter()
-            .flat_map(|(_, p)| &p.instrs)
-            .filter_map(|i| match i {
-                Instr::Load { addr, bytes, .. } if *addr < 1 << 40 => Some(*bytes),
-                _ => None,
-            })
-            .sum();
-        assert_eq!(cache, 2 * 2049 * 1152);
+        assert_eq!(weight_loads(&programs), 2 * 2049 * 1152);
     }
 
     #[test]
@@ -493,7 +779,8 @@ mod tests {
             new_cache_bytes: 0,
             dtype: Dtype::Bf16,
         };
-        let programs = lower(&kernel, &target(), Tensors { weights: 0, activations: 1 << 40 }).unwrap();
+        let programs =
+            KernelCompiler::new(target()).lower(&kernel, Tensors { weights: 0, activations: 1 << 40 }).unwrap();
         let (macs, _) = totals(&programs);
         // Tiles cover whole key tiles up to the causal limit: at least the exact pairs, at most all of them.
         assert!(macs >= kernel.macs());
@@ -503,10 +790,10 @@ mod tests {
     #[test]
     fn unsupported_dtypes_are_refused() {
         let mut t = target();
-        t.macs_per_pe = [0, 4, 1, 1, 0, 0];
+        t.matrix.macs_per_pe = [0, 4, 1, 1, 0, 0];
         let kernel = Kernel::Gemm { rows: vec![1], n: 64, k: 64, weight_dtype: Dtype::Fp8, dtype: Dtype::Bf16 };
         assert_eq!(
-            lower(&kernel, &t, Tensors { weights: 0, activations: 0 }),
+            KernelCompiler::new(t).lower(&kernel, Tensors { weights: 0, activations: 0 }),
             Err(KernelError::UnsupportedDtype(Dtype::Fp8))
         );
     }

@@ -21,8 +21,10 @@
 
 pub mod build;
 pub mod graph;
+pub mod inspect;
 pub mod kernels;
 pub mod lower;
+pub mod micro;
 pub mod model;
 pub mod routing;
 pub mod run;

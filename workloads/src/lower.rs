@@ -8,7 +8,7 @@
 //! where a dependency produced none there, on what that one depended on.
 
 use crate::graph::{Kernel, OpBody, StepGraph};
-use crate::kernels::{self, CoreTarget, KernelError, Tensors};
+use crate::kernels::{CoreTarget, KernelCompiler, KernelError, Tensors};
 use models::fabric::Endpoint;
 use models::npu::{CommandKind, CommandList, PreparedProgram};
 use std::collections::HashMap;
@@ -54,7 +54,7 @@ type SharedPrograms = Arc<Vec<(u32, Arc<PreparedProgram>)>>;
 /// Lowers steps for one chiplet design, remembering programs it has built.
 #[derive(Debug)]
 pub struct Lowerer {
-    target: CoreTarget,
+    kernels: KernelCompiler,
     cache: HashMap<(Kernel, Tensors), SharedPrograms>,
 }
 
@@ -65,11 +65,11 @@ pub fn tag(step: u64, op: u32) -> u64 {
 
 impl Lowerer {
     pub fn new(target: CoreTarget) -> Lowerer {
-        Lowerer { target, cache: HashMap::new() }
+        Lowerer { kernels: KernelCompiler::new(target), cache: HashMap::new() }
     }
 
     pub fn target(&self) -> &CoreTarget {
-        &self.target
+        self.kernels.target()
     }
 
     fn programs(&mut self, kernel: &Kernel, op: u32) -> Result<SharedPrograms, KernelError> {
@@ -79,10 +79,8 @@ impl Lowerer {
         if let Some(p) = self.cache.get(&key) {
             return Ok(Arc::clone(p));
         }
-        let built: Vec<(u32, Arc<PreparedProgram>)> = kernels::lower(kernel, &self.target, at)?
-            .into_iter()
-            .map(|(c, p)| (c, Arc::new(PreparedProgram::new(p))))
-            .collect();
+        let built: Vec<(u32, Arc<PreparedProgram>)> =
+            self.kernels.lower(kernel, at)?.into_iter().map(|(c, p)| (c, Arc::new(PreparedProgram::new(p)))).collect();
         let built = Arc::new(built);
         self.cache.insert(key, Arc::clone(&built));
         Ok(built)

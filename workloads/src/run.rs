@@ -147,18 +147,7 @@ pub fn run(hardware: &SystemSpec, workload: &Workload, seed: u64) -> Result<RunR
         )));
     }
 
-    let mut macs_per_pe = [0u32; 6];
-    for (d, r) in &chiplet.core.matrix.macs_per_pe {
-        macs_per_pe[*d as usize] = *r;
-    }
-    let target = CoreTarget {
-        cores: chiplet.cores,
-        scratchpad: chiplet.core.scratchpad.size.get(),
-        array_rows: chiplet.core.matrix.rows,
-        array_cols: chiplet.core.matrix.cols,
-        macs_per_pe,
-        vector_lanes: chiplet.core.vector.lanes,
-    };
+    let target = CoreTarget::for_chiplet(chiplet, None);
     let experts = model.ffn.routed_experts.max(1);
     let planner = StepPlanner {
         model: model.clone(),

@@ -1,22 +1,54 @@
-//! An NPU core: an instruction sequencer issuing to a DMA engine, a matrix
-//! engine and a vector engine that run in parallel.
+//! An NPU core: an instruction sequencer dispatching, in program order, into
+//! the queues of a DMA engine, a matrix engine, a vector engine and a sync
+//! unit, which run in parallel.
 //!
-//! An instruction issues when it is at the head of its engine's queue (each
-//! engine runs its instructions in program order), the engine is free (the
-//! DMA engine: fewer than `dma_max_outstanding` transactions in flight) and
-//! every instruction it depends on through a buffer has retired. Loads and
-//! stores become memory transactions of `dma_transaction` bytes that travel
-//! through the event engine to the chiplet's memory controller; the DMA engine
-//! starts issuing the next instruction's transactions as soon as the previous
-//! one's are all issued, so back-to-back loads keep memory busy.
+//! An instruction issues when it is at the head of its engine's queue and
+//! every instruction it depends on has finished as far as it needs (see
+//! [`isa::Hazard`]). The matrix and vector engines are pipelined (see
+//! [`super::timing`]): an instruction streams for `tiles × period` cycles
+//! once it is ready and its fill is done, back to back with the one before,
+//! and its results appear `drain` cycles later. Their operand traffic and the
+//! DMA's arriving data share the scratchpad's ports, a bandwidth server; an
+//! instruction cannot finish before its traffic is through. Loads and stores
+//! become memory transactions of `dma_transaction` bytes (at most
+//! `dma_max_outstanding` in flight) to the chiplet's memory controller or
+//! shared SRAM, or messages to another core's scratchpad over the mesh.
+//!
+//! Each engine's time is accounted as busy, or stalled waiting on a DMA
+//! result, on a compute result, on the scratchpad port, or on
+//! synchronisation; the rest is idle.
 
 use super::prepared::PreparedProgram;
-use super::timing::{MatrixShape, VectorShape};
-use crate::msg::{MemRequest, Msg};
-use isa::{Dtype, Engine, Instr};
+use super::timing::{MatrixShape, StageTiming, VectorShape};
+use crate::msg::{MemRequest, Msg, Stage};
+use crate::units::Bandwidth;
+use isa::{Dtype, Engine, Instr, MemRef};
 use sim_core::{BusyTime, Clock, Component, ComponentId, Ctx, Cycles, Stats, Time, Unit};
 use std::collections::VecDeque;
 use std::sync::Arc;
+
+/// Where a core sits on its chiplet's mesh and how fast the mesh is.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MeshPosition {
+    /// This core's index; core `i` sits at router `(i % columns, i / columns)`.
+    pub index: u16,
+    pub columns: u32,
+    /// Latency of one hop (router pipeline and link).
+    pub hop: Time,
+    /// Data rate of one mesh link.
+    pub link: Bandwidth,
+}
+
+impl MeshPosition {
+    fn hops_to(&self, other: u16) -> u64 {
+        let (c, a, b) = (self.columns.max(1) as i64, self.index as i64, other as i64);
+        ((a % c - b % c).abs() + (a / c - b / c).abs()) as u64
+    }
+    /// Zero-load latency of `bytes` to core `other`: hops, then serialisation on one link.
+    pub fn latency_to(&self, other: u16, bytes: u64) -> Time {
+        Time::from_ps(self.hop.as_ps() * self.hops_to(other)) + self.link.time_for(bytes)
+    }
+}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct CoreConfig {
@@ -24,15 +56,38 @@ pub struct CoreConfig {
     pub matrix: MatrixShape,
     pub vector: VectorShape,
     pub scratchpad_bytes: u64,
+    /// Bytes the scratchpad's ports move per cycle, all banks together.
+    pub port_bytes_per_cycle: u64,
+    /// Instructions each engine's queue holds, by [`Engine::index`].
+    pub queue_depth: [u32; 4],
     pub dma_max_outstanding: u32,
     pub dma_transaction: u64,
     /// The chiplet's memory controller.
     pub memory: ComponentId,
-    /// One-way latency across the mesh between the core and the memory controller.
+    /// The chiplet's shared SRAM.
+    pub shared: ComponentId,
+    /// The chiplet's cores, by index (this one included).
+    pub peers: Arc<[ComponentId]>,
+    pub mesh: MeshPosition,
+    /// One-way latency across the mesh between the core and the memory controller or shared SRAM.
     pub noc_latency: Time,
     /// Mesh hops between the core and the memory controller, for energy.
     pub noc_hops: u32,
+    /// Pure engine timing: memory and the scratchpad port take no time.
+    pub compute_only: bool,
 }
+
+/// What an engine was waiting for when it could not issue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cause {
+    Dma,
+    Compute,
+    Port,
+    Sync,
+}
+
+const CAUSES: [(Cause, &str); 4] =
+    [(Cause::Dma, "dma"), (Cause::Compute, "compute"), (Cause::Port, "port"), (Cause::Sync, "sync")];
 
 #[derive(Debug)]
 struct Launch {
@@ -46,11 +101,15 @@ struct Launch {
 #[derive(Debug)]
 struct Run {
     launch: Launch,
-    heads: [usize; 3],
-    engine_busy: [bool; 3],
+    /// The next instruction to dispatch, in program order.
+    dispatched: usize,
+    queued: [u32; 4],
+    heads: [usize; 4],
     /// The DMA instruction whose transactions are being issued, and how far.
     dma_issuing: Option<(u32, u64)>,
     dma_outstanding: u32,
+    /// The sync unit waits at a barrier.
+    at_barrier: bool,
     retired: usize,
 }
 
@@ -58,49 +117,73 @@ struct Run {
 #[derive(Debug)]
 pub struct Core {
     cfg: CoreConfig,
+    port_rate: u64,
     waiting: VecDeque<Launch>,
     run: Option<Run>,
     deps_left: Vec<u32>,
     txns_in_flight: Vec<u32>,
     fully_issued: Vec<bool>,
-    busy: [BusyTime; 3],
+    semaphores: Vec<u32>,
+    /// Cycle at which the matrix and vector engines' input stages free up.
+    free_cycle: [u64; 4],
+    /// Cycle at which the scratchpad ports free up.
+    port_cycle: u64,
+    /// Since when, and why, an engine has been waiting with nothing it can issue.
+    blocked: [Option<(Time, Cause)>; 4],
+    stalls: [[Time; 4]; 4],
+    busy: [BusyTime; 4],
     dma_active_since: Time,
-    retired: [u64; 3],
+    retired: [u64; 4],
     programs: u64,
     macs: [u64; 6],
     vector_lane_ops: u64,
     sram_bits: u64,
     dma_read_bytes: u64,
     dma_write_bytes: u64,
+    mesh_bytes: u64,
+    doorbells: Vec<(Time, u32)>,
     faults: u64,
 }
 
 impl Core {
     pub fn new(cfg: CoreConfig) -> Core {
         Core {
+            port_rate: cfg.port_bytes_per_cycle.max(1),
             cfg,
             waiting: VecDeque::new(),
             run: None,
             deps_left: Vec::new(),
             txns_in_flight: Vec::new(),
             fully_issued: Vec::new(),
-            busy: [BusyTime::default(); 3],
+            semaphores: vec![0; 256],
+            free_cycle: [0; 4],
+            port_cycle: 0,
+            blocked: [None; 4],
+            stalls: [[Time::ZERO; 4]; 4],
+            busy: [BusyTime::default(); 4],
             dma_active_since: Time::ZERO,
-            retired: [0; 3],
+            retired: [0; 4],
             programs: 0,
             macs: [0; 6],
             vector_lane_ops: 0,
             sram_bits: 0,
             dma_read_bytes: 0,
             dma_write_bytes: 0,
+            mesh_bytes: 0,
+            doorbells: Vec::new(),
             faults: 0,
         }
     }
 
+    /// When each doorbell rang, with its value.
+    pub fn doorbells(&self) -> &[(Time, u32)] {
+        &self.doorbells
+    }
+
     fn start(&mut self, launch: Launch, ctx: &mut Ctx<'_, Msg>) {
         let prepared = &launch.program;
-        if prepared.program().scratchpad_bytes() > self.cfg.scratchpad_bytes {
-            // Lowering checks programs against the spec; count any that slip through.
+        if !prepared.fits(self.cfg.scratchpad_bytes) {
+            // Lowering and the assembler check programs against the spec; count any that slip through.
             self.faults += 1;
         }
         let n = prepared.len();
@@ -110,19 +193,18 @@ impl Core {
         self.txns_in_flight.resize(n, 0);
         self.fully_issued.clear();
         self.fully_issued.resize(n, false);
+        self.blocked = [None; 4];
         self.run = Some(Run {
             launch,
-            heads: [0; 3],
-            engine_busy: [false; 3],
+            dispatched: 0,
+            queued: [0; 4],
+            heads: [0; 4],
             dma_issuing: None,
             dma_outstanding: 0,
+            at_barrier: false,
             retired: 0,
         });
-        if n == 0 {
-            self.finish(ctx);
-        } else {
-            self.issue(ctx);
-        }
+        self.issue(ctx);
     }
 
     fn finish(&mut self, ctx: &mut Ctx<'_, Msg>) {
@@ -135,129 +217,345 @@ impl Core {
         }
     }
 
-    fn retire(&mut self, index: u32, engine: Engine, ctx: &mut Ctx<'_, Msg>) {
-        self.retired[engine.index()] += 1;
+    fn time_of(&self, cycle: u64) -> Time {
+        self.cfg.clock.duration(Cycles(cycle))
+    }
+
+    /// Release what waited for `index` at this `stage` of its completion;
+    /// at its result, count it retired.
+    fn release(&mut self, index: u32, stage: Stage) {
         let Some(run) = self.run.as_mut() else { return };
-        run.retired += 1;
-        for &d in run.launch.program.dependents(index) {
-            self.deps_left[d as usize] -= 1;
-        }
-        if run.retired == run.launch.program.len() {
-            self.finish(ctx);
-        } else {
-            self.issue(ctx);
-        }
-    }
-
-    /// Start whatever can start now on each engine.
-    fn issue(&mut self, ctx: &mut Ctx<'_, Msg>) {
-        for engine in [Engine::Matrix, Engine::Vector] {
-            self.issue_compute(engine, ctx);
-        }
-        self.issue_dma(ctx);
-    }
-
-    fn ready_head(run: &Run, deps_left: &[u32], engine: Engine) -> Option<u32> {
-        let &index = run.launch.program.queue(engine).get(run.heads[engine.index()])?;
-        (deps_left[index as usize] == 0).then_some(index)
-    }
-
-    fn issue_compute(&mut self, engine: Engine, ctx: &mut Ctx<'_, Msg>) {
-        let Some(run) = self.run.as_mut() else { return };
-        let e = engine.index();
-        if run.engine_busy[e] {
-            return;
-        }
-        let Some(index) = Self::ready_head(run, &self.deps_left, engine) else { return };
-        run.heads[e] += 1;
-        run.engine_busy[e] = true;
         let program = Arc::clone(&run.launch.program);
-        let instr = &program.program().instrs[index as usize];
-        let cycles = self.account_compute(instr);
-        let clock = self.cfg.clock;
-        let first = clock.cycles_covering(ctx.now());
-        let start = clock.duration(first);
-        let end = clock.duration(Cycles(first.0 + cycles));
-        self.busy[e].record(start, end);
-        ctx.send_at(ctx.me(), end, Msg::EngineDone { engine, index });
-    }
-
-    /// Cycles of a matrix or vector instruction, counting its actions.
-    fn account_compute(&mut self, instr: &Instr) -> u64 {
-        match *instr {
-            Instr::MatMul { m, n, k, dtype, acc, accumulate, .. } => {
-                let (m64, n64, k64) = (m as u64, n as u64, k as u64);
-                self.macs[dtype as usize] += m64 * n64 * k64;
-                let out_bits = m64 * n64 * acc.bytes() * 8;
-                self.sram_bits += (m64 * k64 + k64 * n64) * dtype.bytes() * 8 + out_bits * (1 + u64::from(accumulate));
-                self.cfg.matrix.cycles(m, n, k, dtype).unwrap_or_else(|| {
-                    self.faults += 1;
-                    0
-                })
+        if stage != Stage::Result {
+            for &d in program.after_reads(index) {
+                self.deps_left[d as usize] -= 1;
             }
-            Instr::Vector { op, elems, dtype, src2, .. } => {
-                let per = if op.is_transcendental() { self.cfg.vector.transcendental_cycles as u64 } else { 1 };
-                self.vector_lane_ops += elems * per;
-                self.sram_bits += elems * dtype.bytes() * 8 * (2 + u64::from(src2.is_some()));
-                self.cfg.vector.cycles(op, elems)
+        }
+        if stage != Stage::Reads {
+            for &d in program.after_result(index) {
+                self.deps_left[d as usize] -= 1;
             }
-            Instr::Load { .. } | Instr::Store { .. } => 0,
+            run.retired += 1;
+            self.retired[program.program().instrs[index as usize].engine().index()] += 1;
         }
     }
 
-    fn issue_dma(&mut self, ctx: &mut Ctx<'_, Msg>) {
-        let me = ctx.me();
+    /// Issue everything that can issue now, until nothing more can.
+    fn issue(&mut self, ctx: &mut Ctx<'_, Msg>) {
         loop {
-            let Some(run) = self.run.as_mut() else { return };
-            if run.dma_outstanding >= self.cfg.dma_max_outstanding {
-                return;
-            }
-            if run.dma_issuing.is_none() {
-                let Some(index) = Self::ready_head(run, &self.deps_left, Engine::Dma) else { return };
-                run.heads[Engine::Dma.index()] += 1;
-                run.dma_issuing = Some((index, 0));
-            }
-            let Some((index, offset)) = run.dma_issuing else { return };
-            let (addr, total, write) = match run.launch.program.program().instrs[index as usize] {
-                Instr::Load { addr, bytes, .. } => (addr, bytes, false),
-                Instr::Store { addr, bytes, .. } => (addr, bytes, true),
-                _ => unreachable!("only loads and stores queue on the DMA engine"),
-            };
-            if total == 0 {
-                run.dma_issuing = None;
-                self.retire(index, Engine::Dma, ctx);
+            let Some(run) = self.run.as_ref() else { return };
+            if run.retired == run.launch.program.len() {
+                self.finish(ctx);
                 continue;
             }
-            let bytes = self.cfg.dma_transaction.min(total - offset);
-            let req = MemRequest {
-                addr: addr + offset,
-                bytes,
-                write,
-                reply_to: me,
-                token: index as u64,
-                reply_delay: self.cfg.noc_latency,
+            self.dispatch();
+            let mut progress = false;
+            progress |= self.issue_compute(Engine::Matrix, ctx);
+            progress |= self.issue_compute(Engine::Vector, ctx);
+            progress |= self.issue_sync(ctx);
+            progress |= self.issue_dma(ctx);
+            if !progress {
+                return;
+            }
+        }
+    }
+
+    /// Move instructions, in program order, into their engines' queues while there is room.
+    fn dispatch(&mut self) {
+        let Some(run) = self.run.as_mut() else { return };
+        let program = &run.launch.program.program().instrs;
+        while let Some(instr) = program.get(run.dispatched) {
+            let e = instr.engine().index();
+            if run.queued[e] >= self.cfg.queue_depth[e].max(1) {
+                break;
+            }
+            run.queued[e] += 1;
+            run.dispatched += 1;
+        }
+    }
+
+    /// The head of `engine`'s queue if it is dispatched and ready; otherwise
+    /// note why the engine waits.
+    fn ready_head(&mut self, engine: Engine, now: Time) -> Option<u32> {
+        let run = self.run.as_ref()?;
+        let e = engine.index();
+        let &index = run.launch.program.queue(engine).get(run.heads[e])?;
+        if index as usize >= run.dispatched {
+            return None;
+        }
+        if self.deps_left[index as usize] == 0 {
+            return Some(index);
+        }
+        if self.blocked[e].is_none() {
+            let program = &run.launch.program;
+            let instrs = &program.program().instrs;
+            let cause = program
+                .waits_on(index)
+                .iter()
+                .map(|&p| match instrs[p as usize].engine() {
+                    Engine::Dma => Cause::Dma,
+                    Engine::Sync => Cause::Sync,
+                    _ => Cause::Compute,
+                })
+                .next()
+                .unwrap_or(Cause::Compute);
+            let free = self.time_of(self.free_cycle[e]).max(now);
+            self.blocked[e] = Some((free, cause));
+        }
+        None
+    }
+
+    /// Account the wait that ends when `engine` starts working at `start`.
+    fn unblock(&mut self, engine: Engine, start: Time) {
+        if let Some((since, cause)) = self.blocked[engine.index()].take()
+            && start > since
+        {
+            self.stalls[engine.index()][cause as usize] += start - since;
+        }
+    }
+
+    fn advance_head(&mut self, engine: Engine) {
+        if let Some(run) = self.run.as_mut() {
+            run.heads[engine.index()] += 1;
+            run.queued[engine.index()] -= 1;
+        }
+    }
+
+    /// Reserve the scratchpad ports for `bytes` from `from_cycle`; returns the cycle they are through.
+    fn port(&mut self, from_cycle: u64, bytes: u64) -> u64 {
+        if self.cfg.compute_only || bytes == 0 {
+            return from_cycle;
+        }
+        let start = from_cycle.max(self.port_cycle);
+        self.port_cycle = start + bytes.div_ceil(self.port_rate);
+        self.port_cycle
+    }
+
+    fn issue_compute(&mut self, engine: Engine, ctx: &mut Ctx<'_, Msg>) -> bool {
+        let now = ctx.now();
+        let Some(index) = self.ready_head(engine, now) else { return false };
+        let Some(run) = self.run.as_ref() else { return false };
+        let program = Arc::clone(&run.launch.program);
+        let instr = &program.program().instrs[index as usize];
+        let (timing, traffic) = self.account_compute(instr);
+        let e = engine.index();
+        let ready = self.cfg.clock.cycles_covering(now).0;
+        let start = self.free_cycle[e].max(ready + timing.fill);
+        let computed = start + timing.streaming();
+        let end = computed.max(self.port(start, traffic));
+        self.unblock(engine, self.time_of(ready.max(self.free_cycle[e])));
+        if end > computed {
+            self.stalls[e][Cause::Port as usize] += self.time_of(end) - self.time_of(computed);
+        }
+        self.free_cycle[e] = end;
+        self.busy[e].record(self.time_of(start), self.time_of(end));
+        self.advance_head(engine);
+        let reads_done = self.time_of(end);
+        let drain = self.time_of(end + timing.drain) - reads_done;
+        self.schedule_completion(index, reads_done, drain, ctx);
+        true
+    }
+
+    /// Send the completion events of `index`: its reads are done at
+    /// `reads_done`, its results visible `drain` later (one event when both coincide).
+    fn schedule_completion(&mut self, index: u32, reads_done: Time, drain: Time, ctx: &mut Ctx<'_, Msg>) {
+        let me = ctx.me();
+        let readers = self.run.as_ref().is_some_and(|r| !r.launch.program.after_reads(index).is_empty());
+        if drain > Time::ZERO && readers {
+            ctx.send_at(me, reads_done, Msg::InstrDone { index, stage: Stage::Reads });
+            ctx.send_at(me, reads_done + drain, Msg::InstrDone { index, stage: Stage::Result });
+        } else {
+            ctx.send_at(me, reads_done + drain, Msg::InstrDone { index, stage: Stage::Both });
+        }
+    }
+
+    /// The timing of a matrix or vector instruction and its scratchpad
+    /// traffic, counting its actions.
+    fn account_compute(&mut self, instr: &Instr) -> (StageTiming, u64) {
+        match *instr {
+            Instr::MatMul { m, n, k, dtype, acc, accumulate, .. } => {
+                self.macs[dtype as usize] += m as u64 * n as u64 * k as u64;
+                let traffic = self.cfg.matrix.scratchpad_bytes(m, n, k, dtype, acc, accumulate);
+                self.sram_bits += traffic * 8;
+                let timing = self.cfg.matrix.timing(m, n, k, dtype).unwrap_or_else(|| {
+                    self.faults += 1;
+                    StageTiming { tiles: 0, period: 0, fill: 0, drain: 0 }
+                });
+                (timing, traffic)
+            }
+            Instr::Vector { op, elems, dtype, src2, .. } => {
+                let timing = self.cfg.vector.timing(op, elems);
+                self.vector_lane_ops += timing.period * self.cfg.vector.lanes as u64;
+                let traffic = elems * dtype.bytes() * (2 + u64::from(src2.is_some()));
+                self.sram_bits += traffic * 8;
+                (timing, traffic)
+            }
+            _ => (StageTiming { tiles: 0, period: 0, fill: 0, drain: 0 }, 0),
+        }
+    }
+
+    fn issue_sync(&mut self, ctx: &mut Ctx<'_, Msg>) -> bool {
+        let now = ctx.now();
+        if self.run.as_ref().is_some_and(|r| r.at_barrier) {
+            return false;
+        }
+        let Some(index) = self.ready_head(Engine::Sync, now) else { return false };
+        let Some(run) = self.run.as_ref() else { return false };
+        let program = Arc::clone(&run.launch.program);
+        let (reply_to, token) = (run.launch.reply_to, run.launch.token);
+        match program.program().instrs[index as usize] {
+            Instr::Signal { sem, core } => match core.filter(|&c| c != self.cfg.mesh.index) {
+                Some(c) => {
+                    let Some(&peer) = self.cfg.peers.get(c as usize) else {
+                        self.faults += 1;
+                        return self.sync_done(index, now);
+                    };
+                    ctx.send(peer, self.cfg.mesh.latency_to(c, 0), Msg::Signal { sem });
+                }
+                None => self.semaphores[sem as usize] += 1,
+            },
+            Instr::Wait { sem, count } => {
+                if self.semaphores[sem as usize] < count {
+                    if self.blocked[Engine::Sync.index()].is_none() {
+                        self.blocked[Engine::Sync.index()] = Some((now, Cause::Sync));
+                    }
+                    return false;
+                }
+                self.semaphores[sem as usize] -= count;
+            }
+            Instr::Barrier => {
+                if let Some(run) = self.run.as_mut() {
+                    run.at_barrier = true;
+                }
+                self.unblock(Engine::Sync, now);
+                self.blocked[Engine::Sync.index()] = Some((now, Cause::Sync));
+                ctx.send(reply_to, Time::ZERO, Msg::BarrierArrive { token });
+                return true;
+            }
+            Instr::Doorbell { value } => self.doorbells.push((now, value)),
+            _ => unreachable!("only sync instructions queue on the sync unit"),
+        }
+        self.sync_done(index, now)
+    }
+
+    fn sync_done(&mut self, index: u32, now: Time) -> bool {
+        self.unblock(Engine::Sync, now);
+        self.advance_head(Engine::Sync);
+        self.release(index, Stage::Both);
+        true
+    }
+
+    fn barrier_released(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        let Some(run) = self.run.as_mut() else { return };
+        if !run.at_barrier {
+            return;
+        }
+        run.at_barrier = false;
+        let index = run.launch.program.queue(Engine::Sync)[run.heads[Engine::Sync.index()]];
+        self.sync_done(index, ctx.now());
+        self.issue(ctx);
+    }
+
+    fn issue_dma(&mut self, ctx: &mut Ctx<'_, Msg>) -> bool {
+        let now = ctx.now();
+        let me = ctx.me();
+        let mut progress = false;
+        loop {
+            let Some(run) = self.run.as_ref() else { return progress };
+            if run.dma_outstanding >= self.cfg.dma_max_outstanding {
+                return progress;
+            }
+            let (index, offset) = match run.dma_issuing {
+                Some(at) => at,
+                None => {
+                    let Some(index) = self.ready_head(Engine::Dma, now) else { return progress };
+                    self.unblock(Engine::Dma, now);
+                    self.advance_head(Engine::Dma);
+                    (index, 0)
+                }
             };
-            ctx.send(self.cfg.memory, self.cfg.noc_latency, Msg::Mem(req));
+            progress = true;
+            let Some(run) = self.run.as_ref() else { return progress };
+            let instr = run.launch.program.program().instrs[index as usize].clone();
+            let total = instr.dma_bytes();
+            if self.cfg.compute_only || total == 0 {
+                if let Some(run) = self.run.as_mut() {
+                    run.dma_issuing = None;
+                }
+                self.count_dma(&instr, total);
+                self.release(index, Stage::Both);
+                continue;
+            }
+            let (target, write) = match instr {
+                Instr::Load { src, .. } => (src, false),
+                Instr::Store { dst, .. } => (dst, true),
+                Instr::Send { core, offset, .. } => (MemRef::Core { core, offset }, true),
+                _ => unreachable!("only DMA instructions queue on the DMA engine"),
+            };
+            // Transfers to another core go as one message; memory transfers in transactions.
+            let bytes = match target {
+                MemRef::Core { .. } => total - offset,
+                _ => self.cfg.dma_transaction.min(total - offset),
+            };
+            match target {
+                MemRef::Hbm(base) | MemRef::Shared(base) => {
+                    let to = if matches!(target, MemRef::Hbm(_)) { self.cfg.memory } else { self.cfg.shared };
+                    let req = MemRequest {
+                        addr: base + offset,
+                        bytes,
+                        write,
+                        reply_to: me,
+                        token: index as u64,
+                        reply_delay: self.cfg.noc_latency,
+                    };
+                    ctx.send(to, self.cfg.noc_latency, Msg::Mem(req));
+                }
+                MemRef::Core { core, .. } => {
+                    let Some(&peer) = self.cfg.peers.get(core as usize) else {
+                        self.faults += 1;
+                        if let Some(run) = self.run.as_mut() {
+                            run.dma_issuing = None;
+                        }
+                        self.release(index, Stage::Both);
+                        continue;
+                    };
+                    self.mesh_bytes += bytes;
+                    let latency = self.cfg.mesh.latency_to(core, bytes);
+                    let back = self.cfg.mesh.latency_to(core, 0);
+                    let reply_delay = if write { back } else { latency };
+                    let there = if write { latency } else { back };
+                    ctx.send(
+                        peer,
+                        there,
+                        Msg::SpadAccess { bytes, write: !write, reply_to: me, token: index as u64, reply_delay },
+                    );
+                }
+            }
+            let Some(run) = self.run.as_mut() else { return progress };
             if run.dma_outstanding == 0 {
-                self.dma_active_since = ctx.now();
+                self.dma_active_since = now;
             }
             run.dma_outstanding += 1;
             self.txns_in_flight[index as usize] += 1;
-            if offset + bytes == total {
+            if offset + bytes >= total {
                 self.fully_issued[index as usize] = true;
                 run.dma_issuing = None;
             } else {
                 run.dma_issuing = Some((index, offset + bytes));
             }
-            if write {
-                self.dma_write_bytes += bytes;
-            } else {
-                self.dma_read_bytes += bytes;
-            }
-            self.sram_bits += bytes * 8;
+            self.count_dma(&instr, bytes);
         }
     }
 
+    fn count_dma(&mut self, instr: &Instr, bytes: u64) {
+        match instr {
+            Instr::Load { .. } => self.dma_read_bytes += bytes,
+            _ => self.dma_write_bytes += bytes,
+        }
+        self.sram_bits += bytes * 8;
+    }
+
+    /// A memory or peer transaction of instruction `index` came back.
     fn transaction_done(&mut self, index: u32, ctx: &mut Ctx<'_, Msg>) {
         let Some(run) = self.run.as_mut() else { return };
         run.dma_outstanding -= 1;
@@ -266,10 +564,18 @@ impl Core {
             self.busy[Engine::Dma.index()].record(self.dma_active_since, ctx.now());
         }
         if self.txns_in_flight[index as usize] == 0 && self.fully_issued[index as usize] {
-            self.retire(index, Engine::Dma, ctx);
-        } else {
-            self.issue_dma(ctx);
+            self.release(index, Stage::Both);
         }
+        self.issue(ctx);
+    }
+
+    /// Another core reads or writes this core's scratchpad: it uses the ports.
+    fn serve_peer(&mut self, bytes: u64, reply_to: ComponentId, token: u64, reply_delay: Time, ctx: &mut Ctx<'_, Msg>) {
+        let now = self.cfg.clock.cycles_covering(ctx.now()).0;
+        let through = self.port(now, bytes);
+        self.sram_bits += bytes * 8;
+        let at = self.time_of(through).max(ctx.now()) + reply_delay;
+        ctx.send_at(reply_to, at, Msg::Done { token });
     }
 }
 
@@ -288,13 +594,19 @@ impl Component<Msg> for Core {
                     self.start(launch, ctx);
                 }
             }
-            Msg::EngineDone { engine, index } => {
-                if let Some(run) = self.run.as_mut() {
-                    run.engine_busy[engine.index()] = false;
-                }
-                self.retire(index, engine, ctx);
+            Msg::InstrDone { index, stage } => {
+                self.release(index, stage);
+                self.issue(ctx);
             }
             Msg::Done { token } => self.transaction_done(token as u32, ctx),
+            Msg::SpadAccess { bytes, reply_to, token, reply_delay, .. } => {
+                self.serve_peer(bytes, reply_to, token, reply_delay, ctx)
+            }
+            Msg::Signal { sem } => {
+                self.semaphores[sem as usize] += 1;
+                self.issue(ctx);
+            }
+            Msg::BarrierRelease => self.barrier_released(ctx),
             other => debug_assert!(false, "core received {other:?}"),
         }
     }
@@ -303,15 +615,23 @@ impl Component<Msg> for Core {
         let mut s = Stats::new();
         for engine in Engine::ALL {
             let e = engine.index();
-            s = s
-                .scalar(
-                    format!("busy.npu.{}", engine.name()),
-                    Unit::Picoseconds,
-                    "time the engine was working",
-                    self.busy[e].total_until(now).as_ps(),
-                )
-                .count(format!("units.npu.{}", engine.name()), "engines", 1)
-                .count(format!("{}.retired", engine.name()), "instructions retired", self.retired[e]);
+            if engine != Engine::Sync {
+                s = s
+                    .scalar(
+                        format!("busy.npu.{}", engine.name()),
+                        Unit::Picoseconds,
+                        "time the engine was working",
+                        self.busy[e].total_until(now).as_ps(),
+                    )
+                    .count(format!("units.npu.{}", engine.name()), "engines", 1);
+            }
+            s = s.count(format!("{}.retired", engine.name()), "instructions retired", self.retired[e]);
+            for (cause, name) in CAUSES {
+                let t = self.stalls[e][cause as usize];
+                if t > Time::ZERO {
+                    s = s.time(format!("stall.{}.{name}", engine.name()), "time the engine waited with work queued", t);
+                }
+            }
         }
         for dtype in Dtype::ALL {
             if self.macs[dtype as usize] > 0 {
@@ -326,8 +646,10 @@ impl Component<Msg> for Core {
                 "bit-hops on the mesh",
                 (self.dma_read_bytes + self.dma_write_bytes) * 8 * self.cfg.noc_hops as u64,
             )
-            .bytes("dma.read_bytes", "bytes loaded from memory", self.dma_read_bytes)
-            .bytes("dma.write_bytes", "bytes stored to memory", self.dma_write_bytes)
+            .bytes("dma.read_bytes", "bytes loaded", self.dma_read_bytes)
+            .bytes("dma.write_bytes", "bytes stored or sent", self.dma_write_bytes)
+            .bytes("mesh.bytes", "bytes moved to or from other cores' scratchpads", self.mesh_bytes)
+            .count("doorbells", "doorbells rung", self.doorbells.len() as u64)
             .count("faults", "instructions the core could not execute as given", self.faults)
     }
 }

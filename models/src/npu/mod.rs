@@ -7,8 +7,8 @@ mod prepared;
 mod sequencer;
 mod timing;
 
-pub use self::core::{Core, CoreConfig};
+pub use self::core::{Core, CoreConfig, MeshPosition};
 pub use commands::{Command, CommandKind, CommandList};
 pub use prepared::PreparedProgram;
 pub use sequencer::{Sequencer, SequencerConfig};
-pub use timing::{MatrixShape, VectorShape};
+pub use timing::{MatrixShape, StageTiming, VectorShape};

@@ -1,7 +1,36 @@
 //! A program with its static analysis done once, so that launching it many
 //! times (on every core of every chiplet, step after step) costs nothing more.
 
-use isa::{Engine, Program};
+use isa::{Engine, Hazard, Program};
+
+/// Lists of instruction indices, one list per instruction, stored flat.
+#[derive(Debug, Clone, Default)]
+struct Lists {
+    starts: Vec<u32>,
+    items: Vec<u32>,
+}
+
+impl Lists {
+    fn build(n: usize, pairs: &[(u32, u32)]) -> Lists {
+        let mut starts = vec![0u32; n + 1];
+        for &(from, _) in pairs {
+            starts[from as usize + 1] += 1;
+        }
+        for i in 0..n {
+            starts[i + 1] += starts[i];
+        }
+        let mut fill = starts.clone();
+        let mut items = vec![0u32; pairs.len()];
+        for &(from, to) in pairs {
+            items[fill[from as usize] as usize] = to;
+            fill[from as usize] += 1;
+        }
+        Lists { starts, items }
+    }
+    fn get(&self, i: u32) -> &[u32] {
+        &self.items[self.starts[i as usize] as usize..self.starts[i as usize + 1] as usize]
+    }
+}
 
 /// A program, the order its instructions reach each engine, and the
 /// dependencies between them (see [`Program::dependencies`]).
@@ -10,11 +39,16 @@ pub struct PreparedProgram {
     program: Program,
     /// Per instruction, how many earlier instructions it waits for.
     dep_counts: Vec<u32>,
-    /// Per instruction `i`, the instructions waiting on it: `dependents[starts[i]..starts[i + 1]]`.
-    starts: Vec<u32>,
-    dependents: Vec<u32>,
+    /// Per instruction, the dependencies it waits on (earlier instructions).
+    waits_on: Lists,
+    /// Per instruction, those waiting only for it to finish reading.
+    after_reads: Lists,
+    /// Per instruction, those waiting for its results.
+    after_result: Lists,
     /// Per engine, its instructions in program order.
-    queues: [Vec<u32>; 3],
+    queues: [Vec<u32>; 4],
+    /// Whether the program is well formed whatever the scratchpad size.
+    well_formed: bool,
 }
 
 impl PreparedProgram {
@@ -22,31 +56,39 @@ impl PreparedProgram {
         let deps = program.dependencies();
         let n = program.instrs.len();
         let dep_counts = deps.iter().map(|d| d.len() as u32).collect();
-        let mut counts = vec![0u32; n + 1];
-        for d in deps.iter().flatten() {
-            counts[*d as usize + 1] += 1;
-        }
-        for i in 0..n {
-            counts[i + 1] += counts[i];
-        }
-        let starts = counts.clone();
-        let mut fill = counts;
-        let mut dependents = vec![0u32; starts[n] as usize];
+        let mut waits = Vec::new();
+        let mut reads = Vec::new();
+        let mut results = Vec::new();
         for (i, d) in deps.iter().enumerate() {
-            for &p in d {
-                dependents[fill[p as usize] as usize] = i as u32;
-                fill[p as usize] += 1;
+            for dep in d {
+                waits.push((i as u32, dep.on));
+                match dep.hazard {
+                    Hazard::Reads => reads.push((dep.on, i as u32)),
+                    Hazard::Result => results.push((dep.on, i as u32)),
+                }
             }
         }
-        let mut queues: [Vec<u32>; 3] = Default::default();
+        let mut queues: [Vec<u32>; 4] = Default::default();
         for (i, instr) in program.instrs.iter().enumerate() {
             queues[instr.engine().index()].push(i as u32);
         }
-        PreparedProgram { program, dep_counts, starts, dependents, queues }
+        PreparedProgram {
+            well_formed: program.check(u64::MAX).is_ok(),
+            dep_counts,
+            waits_on: Lists::build(n, &waits),
+            after_reads: Lists::build(n, &reads),
+            after_result: Lists::build(n, &results),
+            queues,
+            program,
+        }
     }
 
     pub fn program(&self) -> &Program {
         &self.program
+    }
+    /// Whether the program passes [`Program::check`] on a scratchpad of `bytes`.
+    pub fn fits(&self, bytes: u64) -> bool {
+        self.well_formed && self.program.scratchpad_bytes() <= bytes
     }
     pub fn len(&self) -> usize {
         self.program.instrs.len()
@@ -57,9 +99,17 @@ impl PreparedProgram {
     pub fn dep_counts(&self) -> &[u32] {
         &self.dep_counts
     }
-    /// Instructions that wait on instruction `index`.
-    pub fn dependents(&self, index: u32) -> &[u32] {
-        &self.dependents[self.starts[index as usize] as usize..self.starts[index as usize + 1] as usize]
+    /// The earlier instructions `index` waits on.
+    pub fn waits_on(&self, index: u32) -> &[u32] {
+        self.waits_on.get(index)
+    }
+    /// Instructions released once `index` has finished reading its operands.
+    pub fn after_reads(&self, index: u32) -> &[u32] {
+        self.after_reads.get(index)
+    }
+    /// Instructions released once the results of `index` are visible.
+    pub fn after_result(&self, index: u32) -> &[u32] {
+        self.after_result.get(index)
     }
     /// The instructions of `engine`, in program order.
     pub fn queue(&self, engine: Engine) -> &[u32] {
@@ -73,21 +123,24 @@ mod tests {
     use isa::{Dtype, Instr};
 
     #[test]
-    fn dependents_invert_dependencies() {
+    fn releases_split_by_hazard() {
         let mut p = Program::new();
         let a = p.buffer(64);
         let b = p.buffer(64);
         let c = p.buffer(64);
-        p.push(Instr::Load { dst: a, addr: 0, bytes: 64 });
-        p.push(Instr::Load { dst: b, addr: 64, bytes: 64 });
-        p.push(Instr::MatMul { a, b, c, m: 1, n: 1, k: 1, dtype: Dtype::Fp8, acc: Dtype::Fp32, accumulate: false });
-        p.push(Instr::Store { src: c, addr: 128, bytes: 4 });
+        p.push(Instr::load(a, 0, 64)); // 0
+        p.push(Instr::load(b, 64, 64)); // 1
+        p.push(Instr::MatMul { c, a, b, m: 1, n: 1, k: 1, dtype: Dtype::Fp8, acc: Dtype::Fp32, accumulate: false }); // 2
+        p.push(Instr::store(c, 128, 4)); // 3: needs 2's result
+        p.push(Instr::load(b, 256, 64)); // 4: overwrites b, needs only 2 to have read it
         let prepared = PreparedProgram::new(p);
-        assert_eq!(prepared.dep_counts(), [0, 0, 2, 1]);
-        assert_eq!(prepared.dependents(0), [2]);
-        assert_eq!(prepared.dependents(2), [3]);
-        assert!(prepared.dependents(3).is_empty());
-        assert_eq!(prepared.queue(Engine::Dma), [0, 1, 3]);
+        assert_eq!(prepared.dep_counts(), [0, 0, 2, 1, 2]);
+        assert_eq!(prepared.after_result(0), [2]);
+        assert_eq!(prepared.after_result(2), [3]);
+        assert_eq!(prepared.after_reads(2), [4]);
+        assert_eq!(prepared.after_result(1), [2, 4]);
+        assert_eq!(prepared.waits_on(4), [1, 2]);
+        assert_eq!(prepared.queue(Engine::Dma), [0, 1, 3, 4]);
         assert_eq!(prepared.queue(Engine::Matrix), [2]);
     }
 }

@@ -27,6 +27,8 @@ struct ListRun {
     deps_left: Vec<u32>,
     dependents: Vec<Vec<u32>>,
     cores_left: Vec<u32>,
+    /// Per command, cores that reached a barrier in their programs.
+    at_barrier: HashMap<u32, u32>,
     waiting_recv: HashMap<u64, u32>,
     done: usize,
     started: Time,
@@ -78,6 +80,7 @@ impl Sequencer {
             deps_left,
             dependents,
             cores_left: vec![0; n],
+            at_barrier: HashMap::new(),
             waiting_recv: HashMap::new(),
             done: 0,
             started: ctx.now(),
@@ -176,6 +179,23 @@ impl Sequencer {
         }
     }
 
+    /// A core running command `index` reached a barrier; when all its cores
+    /// have, release them.
+    fn barrier(&mut self, index: u32, ctx: &mut Ctx<'_, Msg>) {
+        let Some(run) = self.run.as_mut() else { return };
+        let CommandKind::Compute { programs } = &run.list.commands[index as usize].kind else { return };
+        let arrived = run.at_barrier.entry(index).or_insert(0);
+        *arrived += 1;
+        if *arrived as usize == programs.len() {
+            run.at_barrier.remove(&index);
+            for (core, _) in programs {
+                if let Some(&target) = self.cfg.cores.get(*core as usize) {
+                    ctx.send(target, Time::ZERO, Msg::BarrierRelease);
+                }
+            }
+        }
+    }
+
     fn arrived(&mut self, tag: u64, bytes: u64, ctx: &mut Ctx<'_, Msg>) {
         let have = self.received.entry(tag).or_insert(0);
         *have += bytes;
@@ -214,6 +234,7 @@ impl Component<Msg> for Sequencer {
                 }
             }
             Msg::Arrived { tag, bytes } => self.arrived(tag, bytes, ctx),
+            Msg::BarrierArrive { token } => self.barrier(token as u32, ctx),
             other => debug_assert!(false, "sequencer received {other:?}"),
         }
     }

@@ -1,9 +1,37 @@
-//! Engine timing: how many cycles a matrix or vector instruction occupies
-//! its engine. Pure functions of the instruction and the engine's shape, so
+//! Engine timing: how long a matrix or vector instruction occupies its
+//! engine, as pure functions of the instruction and the engine's shape, so
 //! they can be checked against closed forms.
+//!
+//! An instruction occupies its engine's input stage for `tiles × period`
+//! cycles. It may start streaming no earlier than `fill` cycles after it
+//! became ready (loading the first stationary operands), and no earlier than
+//! the previous instruction's streaming ended; so when instructions follow
+//! back to back, each one's fill overlaps the one before. Its results are
+//! visible `drain` cycles after its streaming ends. A run of `N` instructions
+//! that never wait therefore takes `fill + Σ tiles·period + drain` cycles.
 
 use crate::spec::Dataflow;
 use isa::{Dtype, VectorOp};
+
+/// Cycle counts of one instruction on an engine (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StageTiming {
+    /// Tiles each engine of the group streams (the busiest engine's share).
+    pub tiles: u64,
+    /// Cycles each tile occupies the input stage.
+    pub period: u64,
+    /// Cycles from readiness to the first tile streaming (stationary operands loading).
+    pub fill: u64,
+    /// Cycles from the end of streaming to the last result.
+    pub drain: u64,
+}
+
+impl StageTiming {
+    /// Cycles the input stage is occupied.
+    pub fn streaming(&self) -> u64 {
+        self.tiles * self.period
+    }
+}
 
 /// The shape and rates of a core's matrix engines.
 #[derive(Clone, Debug, PartialEq)]
@@ -17,53 +45,78 @@ pub struct MatrixShape {
 }
 
 impl MatrixShape {
+    pub fn from_spec(spec: &crate::spec::MatrixSpec) -> MatrixShape {
+        let mut macs_per_pe = [0u32; 6];
+        for (dtype, rate) in &spec.macs_per_pe {
+            macs_per_pe[*dtype as usize] = *rate;
+        }
+        MatrixShape { engines: spec.engines, rows: spec.rows, cols: spec.cols, dataflow: spec.dataflow, macs_per_pe }
+    }
+
     pub fn rate(&self, dtype: Dtype) -> u32 {
         self.macs_per_pe[dtype as usize]
     }
 
-    /// Cycles one matrix engine group takes for `m × k · k × n`.
+    /// The timing of `m × k · k × n` on an `R × C` systolic array whose
+    /// elements each complete `r` MACs per cycle (covering `r` consecutive
+    /// reduction indices), with `E` arrays sharing the tiles. Derivation:
     ///
-    /// With `R` rows, `C` columns, `r` MACs per element per cycle (an element
-    /// then covers `r` consecutive reduction indices) and `E` engines sharing
-    /// the tiles:
+    /// - **Weight-stationary.** A tile holds an `R·r × C` block of the `k × n`
+    ///   operand. Weights shift in over `R` cycles (`fill`); the `m` rows of
+    ///   the other operand then stream through, one per cycle, while the next
+    ///   tile's weights shift into the shadow registers, so a tile occupies the
+    ///   array for `max(m, R)` cycles (`period`): decode-sized `m < R` is bound
+    ///   by loading weights. The last row leaves the array after the skew of
+    ///   the reduction down `R` rows and across `C` columns: `R + C − 2`
+    ///   cycles (`drain`). Tiles: `⌈k / R·r⌉ · ⌈n / C⌉`.
+    /// - **Input-stationary.** The same with the `m × k` operand held (its `m`
+    ///   along the columns) and the `n` columns of the other streaming:
+    ///   period `max(n, R)`, fill `R`, drain `R + C − 2`, tiles `⌈k / R·r⌉ · ⌈m / C⌉`.
+    /// - **Output-stationary.** A tile holds an `R × C` block of the output;
+    ///   both operands stream in along the reduction, `⌈k / r⌉` cycles, and the
+    ///   previous tile's `R` rows of results shift out meanwhile: period
+    ///   `max(⌈k / r⌉, R)`. Nothing is preloaded (fill 0); after the last
+    ///   operands enter, the skew `R + C − 2` and the unloading of the last
+    ///   results, `R`, remain: drain `2R + C − 2`. Tiles: `⌈m / R⌉ · ⌈n / C⌉`.
     ///
-    /// - weight-stationary: a tile holds an `R·r × C` block of the `k × n`
-    ///   operand; the `m` rows stream through it, one per cycle. Loading the
-    ///   next tile's weights (`R` cycles) overlaps streaming, so a tile costs
-    ///   `max(m, R)`; the first load (`R`) and the last tile's skew through the
-    ///   array (`R + C - 2`) do not overlap anything.
-    /// - input-stationary: the same with the `m × k` operand held and the `n`
-    ///   columns streaming.
-    /// - output-stationary: a tile holds an `R × C` block of the output; the
-    ///   reduction streams through in `ceil(k / r)` cycles plus the skew
-    ///   `R + C - 2` to fill and drain, and unloading overlaps the next tile.
-    ///
-    /// Returns `None` if the engine does not support `dtype`.
-    pub fn cycles(&self, m: u32, n: u32, k: u32, dtype: Dtype) -> Option<u64> {
+    /// With `E` arrays the tiles are dealt round robin: `⌈tiles / E⌉` each.
+    /// `None` if the engine does not support `dtype`.
+    pub fn timing(&self, m: u32, n: u32, k: u32, dtype: Dtype) -> Option<StageTiming> {
         let r = self.rate(dtype) as u64;
         if r == 0 {
             return None;
         }
         let (m, n, k) = (m as u64, n as u64, k as u64);
-        if m == 0 || n == 0 || k == 0 {
-            return Some(0);
-        }
-        let (rows, cols, engines) = (self.rows as u64, self.cols as u64, self.engines as u64);
+        let (rows, cols, engines) = (self.rows as u64, self.cols as u64, self.engines.max(1) as u64);
         let skew = rows + cols - 2;
-        Some(match self.dataflow {
-            Dataflow::WeightStationary => {
-                let tiles = k.div_ceil(rows * r) * n.div_ceil(cols);
-                rows + tiles.div_ceil(engines) * m.max(rows) + skew
-            }
-            Dataflow::InputStationary => {
-                let tiles = k.div_ceil(rows * r) * m.div_ceil(cols);
-                rows + tiles.div_ceil(engines) * n.max(rows) + skew
-            }
+        let (tiles, period, fill, drain) = match self.dataflow {
+            Dataflow::WeightStationary => (k.div_ceil(rows * r) * n.div_ceil(cols), m.max(rows), rows, skew),
+            Dataflow::InputStationary => (k.div_ceil(rows * r) * m.div_ceil(cols), n.max(rows), rows, skew),
             Dataflow::OutputStationary => {
-                let tiles = m.div_ceil(rows) * n.div_ceil(cols);
-                tiles.div_ceil(engines) * (k.div_ceil(r) + skew)
+                (m.div_ceil(rows) * n.div_ceil(cols), k.div_ceil(r).max(rows), 0, skew + rows)
             }
-        })
+        };
+        Some(StageTiming { tiles: tiles.div_ceil(engines), period, fill, drain })
+    }
+
+    /// Cycles of one instruction on an idle engine: `fill + tiles·period + drain`.
+    pub fn cycles(&self, m: u32, n: u32, k: u32, dtype: Dtype) -> Option<u64> {
+        self.timing(m, n, k, dtype).map(|t| t.fill + t.streaming() + t.drain)
+    }
+
+    /// Bytes the array reads from and writes to the scratchpad for one
+    /// instruction: each stationary operand once, the streamed operand once
+    /// per tile of the other dimension, partial sums once per reduction tile.
+    pub fn scratchpad_bytes(&self, m: u32, n: u32, k: u32, dtype: Dtype, acc: Dtype, accumulate: bool) -> u64 {
+        let (m, n, k) = (m as u64, n as u64, k as u64);
+        let (rows, cols, r) = (self.rows as u64, self.cols as u64, self.rate(dtype).max(1) as u64);
+        let (b, ab) = (dtype.bytes(), acc.bytes());
+        let partials = |passes: u64| m * n * ab * (passes + u64::from(accumulate));
+        match self.dataflow {
+            Dataflow::WeightStationary => k * n * b + m * k * b * n.div_ceil(cols) + partials(k.div_ceil(rows * r)),
+            Dataflow::InputStationary => m * k * b + k * n * b * m.div_ceil(cols) + partials(k.div_ceil(rows * r)),
+            Dataflow::OutputStationary => m * k * b * n.div_ceil(cols) + k * n * b * m.div_ceil(rows) + partials(1),
+        }
     }
 }
 
@@ -76,11 +129,22 @@ pub struct VectorShape {
 }
 
 impl VectorShape {
-    /// Cycles for `op` over `elems` elements: one element per lane per cycle,
-    /// transcendental ops costing more per element, plus the pipeline depth.
-    pub fn cycles(&self, op: VectorOp, elems: u64) -> u64 {
+    /// One element per lane per cycle (transcendental ops costing more per
+    /// element) in one pass; results `pipeline_cycles` after the last element enters.
+    pub fn timing(&self, op: VectorOp, elems: u64) -> StageTiming {
         let per_element = if op.is_transcendental() { self.transcendental_cycles as u64 } else { 1 };
-        (elems * per_element).div_ceil(self.lanes as u64) + self.pipeline_cycles as u64
+        StageTiming {
+            tiles: 1,
+            period: (elems * per_element).div_ceil(self.lanes.max(1) as u64),
+            fill: 0,
+            drain: self.pipeline_cycles as u64,
+        }
+    }
+
+    /// Cycles of one instruction on an idle engine.
+    pub fn cycles(&self, op: VectorOp, elems: u64) -> u64 {
+        let t = self.timing(op, elems);
+        t.fill + t.streaming() + t.drain
     }
 }
 
@@ -88,34 +152,31 @@ impl VectorShape {
 mod tests {
     use super::*;
 
-    fn ws() -> MatrixShape {
-        MatrixShape {
-            engines: 1,
-            rows: 64,
-            cols: 64,
-            dataflow: Dataflow::WeightStationary,
-            macs_per_pe: [2, 2, 1, 1, 0, 0],
-        }
+    fn shape(dataflow: Dataflow) -> MatrixShape {
+        MatrixShape { engines: 1, rows: 64, cols: 64, dataflow, macs_per_pe: [2, 2, 1, 1, 0, 0] }
     }
 
     #[test]
     fn weight_stationary_decode_is_weight_load_bound() {
         // m = 2 rows stream in 2 cycles, but each tile needs 64 cycles of weights.
-        let tiles = (7168u64).div_ceil(128) * (7168u64).div_ceil(64);
-        assert_eq!(ws().cycles(2, 7168, 7168, Dtype::Fp8), Some(64 + tiles * 64 + 126));
+        let t = shape(Dataflow::WeightStationary).timing(2, 7168, 7168, Dtype::Fp8).unwrap();
+        assert_eq!(t, StageTiming { tiles: 56 * 112, period: 64, fill: 64, drain: 126 });
     }
 
     #[test]
-    fn large_gemms_approach_the_peak_rate() {
-        let (m, n, k) = (4096u64, 4096u64, 4096u64);
-        let cycles = ws().cycles(m as u32, n as u32, k as u32, Dtype::Fp8).unwrap();
-        let ideal = m * n * k / (64 * 64 * 2);
-        assert!(cycles >= ideal);
-        assert!((cycles as f64) < ideal as f64 * 1.01);
+    fn large_gemms_approach_the_peak_rate_in_every_dataflow() {
+        for dataflow in [Dataflow::WeightStationary, Dataflow::InputStationary, Dataflow::OutputStationary] {
+            let cycles = shape(dataflow).cycles(4096, 4096, 4096, Dtype::Fp8).unwrap();
+            let ideal = 4096u64.pow(3) / (64 * 64 * 2);
+            assert!(cycles >= ideal && (cycles as f64) < ideal as f64 * 1.01, "{dataflow:?}: {cycles} vs {ideal}");
+        }
     }
 
     #[test]
-    fn unsupported_dtypes_are_refused() {
-        assert_eq!(ws().cycles(1, 1, 1, Dtype::Fp32), None);
+    fn engines_share_tiles_and_dtypes_can_be_unsupported() {
+        let mut s = shape(Dataflow::OutputStationary);
+        s.engines = 4;
+        assert_eq!(s.timing(128, 128, 64, Dtype::Bf16).unwrap().tiles, 1);
+        assert_eq!(s.timing(1, 1, 1, Dtype::Fp32), None);
     }
 }

@@ -21,7 +21,7 @@ pub use links::{D2dSpec, D2dTopology, NetworkSpec, PcieSpec, PeerLinkSpec};
 pub use memory::{DramTiming, MemoryEnergySpec, MemoryKind, MemorySpec};
 pub use npu::{
     CardPowerSpec, CardSpec, ChipletEnergySpec, ChipletSpec, CoreSpec, Dataflow, DmaSpec, MatrixSpec, NocSpec,
-    ScratchpadSpec, VectorSpec,
+    ScratchpadSpec, SharedSramSpec, VectorSpec,
 };
 pub use validate::validate;
 

@@ -2,7 +2,7 @@
 
 use super::links::{D2dSpec, PcieSpec, PeerLinkSpec};
 use super::memory::MemorySpec;
-use crate::units::{Bytes, Energy, EnergyPerBit, Frequency, Power};
+use crate::units::{Bandwidth, Bytes, Duration, Energy, EnergyPerBit, Frequency, Power};
 use isa::Dtype;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -48,16 +48,32 @@ pub struct ChipletSpec {
     pub clock: Frequency,
     pub core: CoreSpec,
     /// On-chip SRAM shared by the chiplet's cores.
-    pub shared_sram: Bytes,
+    pub shared_sram: SharedSramSpec,
     pub noc: NocSpec,
     pub memory: MemorySpec,
     pub energy: ChipletEnergySpec,
+}
+
+/// SRAM on the chiplet shared by its cores (or the L2 of a GPU).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedSramSpec {
+    pub size: Bytes,
+    /// Data rate of all its banks together.
+    pub bandwidth: Bandwidth,
+    /// Unloaded access latency.
+    pub latency: Duration,
+    /// Reading or writing one bit.
+    pub energy_per_bit: EnergyPerBit,
 }
 
 /// One NPU core: matrix and vector engines, a scratchpad and DMA.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CoreSpec {
+    /// Instructions the matrix, vector and sync queues each hold; the
+    /// sequencer stops dispatching, in program order, when one is full.
+    pub queue_depth: u32,
     pub matrix: MatrixSpec,
     pub vector: VectorSpec,
     pub scratchpad: ScratchpadSpec,
@@ -116,7 +132,7 @@ pub struct ScratchpadSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DmaSpec {
-    /// Instructions the DMA queue holds.
+    /// Instructions the DMA engine's queue holds.
     pub queue_depth: u32,
     /// Memory transactions in flight at once.
     pub max_outstanding: u32,

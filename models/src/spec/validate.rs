@@ -30,6 +30,7 @@ pub fn validate(spec: &SystemSpec) -> Vec<Invalid> {
         at_least_one("node.card.chiplet.core.vector.transcendental_cycles", c.core.vector.transcendental_cycles.into());
         at_least_one("node.card.chiplet.core.scratchpad.banks", c.core.scratchpad.banks.into());
         at_least_one("node.card.chiplet.core.dma.queue_depth", c.core.dma.queue_depth.into());
+        at_least_one("node.card.chiplet.core.queue_depth", c.core.queue_depth.into());
         at_least_one("node.card.chiplet.core.dma.max_outstanding", c.core.dma.max_outstanding.into());
         at_least_one("node.card.chiplet.noc.columns", c.noc.columns.into());
         at_least_one("node.card.chiplet.noc.rows", c.noc.rows.into());

@@ -1,0 +1,254 @@
+//! Microbenchmarks on one chiplet: a GEMM lowered as in a model run, or
+//! hand-written programs, run on the chiplet's cores through the whole
+//! machine (sequencer, cores, memory), with the figures an architect checks.
+
+use crate::graph::Kernel;
+use crate::kernels::{self, CoreTarget, GemmPlan, KernelCompiler, Tensors};
+use isa::{Dtype, Program};
+use models::machine::{self, Options};
+use models::msg::Msg;
+use models::npu::{CommandKind, CommandList, Core, PreparedProgram};
+use models::spec::SystemSpec;
+use serde::Serialize;
+use sim_core::{Component, ComponentId, ComponentStats, Ctx, SystemBuilder, Time};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Posts one command list to a sequencer and notes when it is done.
+#[derive(Debug)]
+struct Driver {
+    sequencer: ComponentId,
+    list: Option<Arc<CommandList>>,
+    done: Option<Time>,
+}
+
+impl Component<Msg> for Driver {
+    fn kind(&self) -> &'static str {
+        "host.driver"
+    }
+    fn handle(&mut self, msg: Msg, ctx: &mut Ctx<'_, Msg>) {
+        match msg {
+            Msg::Wake { .. } => {
+                if let Some(list) = self.list.take() {
+                    ctx.send(self.sequencer, Time::ZERO, Msg::RunCommands { list, reply_to: ctx.me(), token: 0 });
+                }
+            }
+            Msg::Done { .. } => self.done = Some(ctx.now()),
+            _ => {}
+        }
+    }
+}
+
+/// Chiplet figures needed to lower kernels for it.
+pub fn core_target(spec: &SystemSpec, cores: Option<u32>) -> Result<CoreTarget, String> {
+    let card = spec
+        .node
+        .card
+        .as_ref()
+        .filter(|_| spec.device_count() > 0)
+        .ok_or_else(|| format!("hardware `{}` has no accelerator chiplet", spec.name))?;
+    let c = &card.chiplet;
+    let cores = cores.unwrap_or(c.cores);
+    if cores == 0 || cores > c.cores {
+        return Err(format!("--cores {cores}: a chiplet of `{}` has 1 to {} cores", spec.name, c.cores));
+    }
+    Ok(CoreTarget::for_chiplet(c, Some(cores)))
+}
+
+/// Per-engine figures summed over the cores that ran.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct EngineFigures {
+    /// Fraction of the run each engine class was busy, averaged over the cores used.
+    pub busy_fraction: BTreeMap<String, f64>,
+    /// Stall time in core cycles, summed over cores, by `engine.cause`.
+    pub stall_cycles: BTreeMap<String, u64>,
+    pub instructions_retired: BTreeMap<String, u64>,
+}
+
+/// What running programs on a chiplet did.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ProgramRun {
+    pub hardware: String,
+    pub cores: u32,
+    pub compute_only: bool,
+    /// Core clock cycles from launch to the last core's completion.
+    pub cycles: u64,
+    pub seconds: f64,
+    pub engines: EngineFigures,
+    pub memory_read_bytes: u64,
+    pub memory_write_bytes: u64,
+    /// Device-memory bytes moved per second over the run.
+    pub memory_bandwidth_bytes_per_s: f64,
+    pub memory_peak_bytes_per_s: f64,
+    /// The share of peak the memory model can deliver at best (refresh excluded).
+    pub memory_model_efficiency: f64,
+    /// Per core: when each doorbell rang (seconds) and its value.
+    pub doorbells: BTreeMap<u32, Vec<(f64, u32)>>,
+    pub events: u64,
+}
+
+/// Run `programs` (core index, program) on chiplet 0 of `spec`.
+pub fn run_programs(spec: &SystemSpec, programs: &[(u32, Program)], compute_only: bool) -> Result<ProgramRun, String> {
+    let target = core_target(spec, None)?;
+    for (core, program) in programs {
+        if *core >= target.cores {
+            return Err(format!(
+                "a program is for core {core}, but a chiplet of `{}` has cores 0 to {}",
+                spec.name,
+                target.cores - 1
+            ));
+        }
+        program.check(target.scratchpad).map_err(|e| format!("core {core}: {e}"))?;
+    }
+    let mut list = CommandList::default();
+    let prepared = programs.iter().map(|(c, p)| (*c, Arc::new(PreparedProgram::new(p.clone())))).collect();
+    list.push(vec![], CommandKind::Compute { programs: prepared });
+    let mut builder: SystemBuilder<Msg> = SystemBuilder::new();
+    let m = machine::build_with(spec, &mut builder, Options { compute_only });
+    let device = &m.devices[0];
+    let driver = m.hosts[0].runtime;
+    builder
+        .place(driver, Driver { sequencer: device.sequencer, list: Some(Arc::new(list)), done: None })
+        .map_err(|e| e.to_string())?;
+    for host in &m.hosts[1..] {
+        builder
+            .place(host.runtime, Driver { sequencer: device.sequencer, list: None, done: None })
+            .map_err(|e| e.to_string())?;
+    }
+    builder.post(Time::ZERO, driver, Msg::Wake { token: 0 });
+    let mut system = builder.build().map_err(|e| e.to_string())?;
+    system.run_to_end();
+    let done = system
+        .get::<Driver>(driver)
+        .and_then(|d| d.done)
+        .ok_or("the programs did not finish: a wait or barrier never completed")?;
+    let card = spec.node.card.as_ref().ok_or("no card")?;
+    let clock = card.chiplet.clock.clock();
+    let stats = system.stats();
+    let used: Vec<u32> = programs.iter().map(|(c, _)| *c).collect();
+    let core_stats: Vec<&ComponentStats> = device
+        .cores
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| used.contains(&(*i as u32)))
+        .map(|(_, id)| &stats[id.index()])
+        .collect();
+    let mut engines = EngineFigures::default();
+    for c in &core_stats {
+        for s in c.stats.iter() {
+            let sim_core::StatValue::Scalar(v) = s.value else { continue };
+            if let Some(engine) = s.name.strip_prefix("busy.npu.") {
+                *engines.busy_fraction.entry(engine.to_string()).or_insert(0.0) +=
+                    v as f64 / done.as_ps().max(1) as f64 / core_stats.len() as f64;
+            } else if let Some(what) = s.name.strip_prefix("stall.") {
+                *engines.stall_cycles.entry(what.to_string()).or_insert(0) += clock.cycles_covering(Time::from_ps(v)).0;
+            } else if let Some(engine) = s.name.strip_suffix(".retired") {
+                *engines.instructions_retired.entry(engine.to_string()).or_insert(0) += v;
+            }
+        }
+    }
+    let memory = &stats[device.memory.index()].stats;
+    let read = memory.scalar_value("read_bytes").unwrap_or(0);
+    let written = memory.scalar_value("write_bytes").unwrap_or(0);
+    let mem = &card.chiplet.memory;
+    let doorbells = device
+        .cores
+        .iter()
+        .enumerate()
+        .filter_map(|(i, id)| {
+            system
+                .get::<Core>(*id)
+                .map(|c| (i as u32, c.doorbells().iter().map(|(t, v)| (t.as_secs_f64(), *v)).collect::<Vec<_>>()))
+        })
+        .filter(|(_, d)| !d.is_empty())
+        .collect();
+    Ok(ProgramRun {
+        hardware: spec.name.clone(),
+        cores: programs.len() as u32,
+        compute_only,
+        cycles: clock.cycles_covering(done).0,
+        seconds: done.as_secs_f64(),
+        engines,
+        memory_read_bytes: read,
+        memory_write_bytes: written,
+        memory_bandwidth_bytes_per_s: if done > Time::ZERO {
+            (read + written) as f64 / done.as_secs_f64()
+        } else {
+            0.0
+        },
+        memory_peak_bytes_per_s: mem.peak_bandwidth().bytes_per_s(),
+        memory_model_efficiency: 1.0 - mem.timing.t_rfc.time().as_ps() as f64 / mem.timing.t_refi.time().as_ps() as f64,
+        doorbells,
+        events: system.events(),
+    })
+}
+
+/// A GEMM to measure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GemmBench {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub dtype: Dtype,
+    /// Cores of the chiplet to use; all when `None`.
+    pub cores: Option<u32>,
+    pub compute_only: bool,
+}
+
+/// What a GEMM did on a chiplet.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GemmRun {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub dtype: Dtype,
+    pub plan: GemmPlanFigures,
+    pub achieved_flops: f64,
+    pub peak_flops: f64,
+    /// Achieved over peak FLOP/s of the cores used.
+    pub utilization: f64,
+    #[serde(flatten)]
+    pub run: ProgramRun,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct GemmPlanFigures {
+    pub grid: (u32, u32),
+    pub block_m: u64,
+    pub block_n: u64,
+    pub tile_k: u64,
+}
+
+/// Lower a GEMM as a model run would, run it on chiplet 0, and measure it.
+pub fn gemm(spec: &SystemSpec, bench: GemmBench) -> Result<GemmRun, String> {
+    let target = core_target(spec, bench.cores)?;
+    if target.matrix.rate(bench.dtype) == 0 {
+        return Err(format!("the matrix engine of `{}` does not support {}", spec.name, bench.dtype));
+    }
+    if bench.m == 0 || bench.n == 0 || bench.k == 0 {
+        return Err("m, n and k must be at least 1".to_string());
+    }
+    let kernel =
+        Kernel::Gemm { rows: vec![bench.m], n: bench.n, k: bench.k, weight_dtype: bench.dtype, dtype: bench.dtype };
+    let programs = KernelCompiler::new(target.clone())
+        .lower(&kernel, Tensors { weights: 0, activations: 1 << 40 })
+        .map_err(|e| format!("{e:?}"))?;
+    let plan: GemmPlan =
+        kernels::gemm_plan(bench.m as u64, bench.n as u64, bench.k as u64, bench.dtype, bench.dtype, &target);
+    let run = run_programs(spec, &programs, bench.compute_only)?;
+    let card = spec.node.card.as_ref().ok_or("no card")?;
+    let peak = card.chiplet.peak_flops(bench.dtype) * target.cores as f64 / card.chiplet.cores as f64;
+    let flops = 2.0 * bench.m as f64 * bench.n as f64 * bench.k as f64;
+    let achieved = if run.seconds > 0.0 { flops / run.seconds } else { 0.0 };
+    Ok(GemmRun {
+        m: bench.m,
+        n: bench.n,
+        k: bench.k,
+        dtype: bench.dtype,
+        plan: GemmPlanFigures { grid: plan.grid, block_m: plan.block_m, block_n: plan.block_n, tile_k: plan.tile_k },
+        achieved_flops: achieved,
+        peak_flops: peak,
+        utilization: achieved / peak,
+        run,
+    })
+}
