@@ -65,3 +65,18 @@ fn the_energy_breakdown_adds_up_and_tokens_are_all_counted() {
         report.energy_j.breakdown.iter().filter(|(k, _)| k.starts_with("static.")).map(|(_, v)| v).sum();
     assert!(static_j > 0.0 && static_j < report.energy_j.total);
 }
+
+#[test]
+fn sampling_on_the_device_sends_only_the_candidates_to_the_host() {
+    let hw = hardware("sovereign-node");
+    let mut host = axk1_decode(1);
+    host.spec.scenario.batch = 1;
+    let mut device = host.clone();
+    device.spec.scenario.sampling = workloads::workload::Sampling::Device;
+    let pcie = |w: &workloads::Workload| Report::new(&workloads::run(&hw, w, 5).unwrap(), 0.0).traffic_bytes["pcie"];
+    // Host sampling ships the whole vocabulary in BF16; device sampling 50 candidates
+    // of 8 bytes from each of 32 chiplets. Each byte crosses two PCIe links (card, host).
+    let logits = 163_840 * 2;
+    let candidates = 32 * 50 * 8;
+    assert_eq!(pcie(&host) - pcie(&device), 2 * (logits - candidates));
+}

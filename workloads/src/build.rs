@@ -13,7 +13,7 @@
 use crate::graph::{Kernel, Op, OpBody, OpClass, Shard, StepGraph, Transfer};
 use crate::model::{Attention, ModelConfig};
 use crate::routing::Router;
-use crate::workload::Scenario;
+use crate::workload::{Sampling, Scenario};
 use isa::Dtype;
 use models::fabric::Endpoint;
 
@@ -566,13 +566,24 @@ impl Builder<'_> {
             })
             .collect();
         let head = self.push("lm_head".into(), OpClass::LmHead, vec![gather], OpBody::Compute(shards));
+        let (last, candidates): (u32, Vec<u64>) = match self.s.sampling {
+            Sampling::Host => (head, (0..d).map(|dev| requests as u64 * slice(dev) as u64 * ad.bytes()).collect()),
+            Sampling::Device => {
+                let top_k = self.s.top_k;
+                let sample = (0..d)
+                    .map(|dev| Shard {
+                        device: dev,
+                        kernel: Kernel::Sample { rows: requests, cols: slice(dev), top_k, dtype: ad },
+                    })
+                    .collect();
+                let sampled = self.push("sample".into(), OpClass::Sampling, vec![head], OpBody::Compute(sample));
+                // A candidate is a value and a vocabulary index: 4 + 4 bytes.
+                (sampled, (0..d).map(|dev| requests as u64 * top_k.min(slice(dev)) as u64 * 8).collect())
+            }
+        };
         let logits = (0..d)
-            .map(|dev| Transfer {
-                from: Endpoint::Device(dev),
-                to: Endpoint::Host(0),
-                bytes: requests as u64 * slice(dev) as u64 * ad.bytes(),
-            })
+            .map(|dev| Transfer { from: Endpoint::Device(dev), to: Endpoint::Host(0), bytes: candidates[dev as usize] })
             .collect();
-        self.push("logits".into(), OpClass::HostIo, vec![head], OpBody::Transfer(logits));
+        self.push("logits".into(), OpClass::HostIo, vec![last], OpBody::Transfer(logits));
     }
 }

@@ -40,6 +40,7 @@ pub enum OpClass {
     Experts,
     Elementwise,
     LmHead,
+    Sampling,
     Collective,
     HostIo,
 }

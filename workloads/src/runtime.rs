@@ -8,7 +8,7 @@ use crate::build::{Placement, RequestStep, build_step};
 use crate::lower::{Lowered, Lowerer};
 use crate::model::ModelConfig;
 use crate::routing::Router;
-use crate::workload::{Phase, Scenario};
+use crate::workload::{Phase, Sampling, Scenario};
 use models::cpu::HostTask;
 use models::fabric::{Endpoint, Routes};
 use models::msg::{Chunk, Msg};
@@ -271,13 +271,18 @@ impl HostRuntime {
         }
         let w = &self.cfg.work;
         let n = self.active.len() as u64;
-        let vocab = self.planner.model.vocab as u64;
+        let s = &self.planner.scenario;
+        // The values the host samples among, per request, and their size.
+        let (candidates, bytes_each) = match s.sampling {
+            Sampling::Host => (self.planner.model.vocab as u64, s.activation_dtype.bytes()),
+            Sampling::Device => (s.top_k as u64 * self.planner.placement.devices as u64, 8),
+        };
         let task = HostTask {
             name: "sample",
             instructions: w.sample_per_request * n,
             ilp: 3.0,
-            vector_flops: w.sample_flops_per_logit * vocab * n,
-            bytes: vocab * n * self.planner.scenario.activation_dtype.bytes(),
+            vector_flops: w.sample_flops_per_logit * candidates * n,
+            bytes: candidates * n * bytes_each,
             threads: (n as u32).clamp(1, self.cfg.cpu_cores),
         };
         self.task(ctx, SAMPLE, task);

@@ -46,6 +46,27 @@ pub struct Scenario {
     pub weight_dtype: Dtype,
     pub activation_dtype: Dtype,
     pub kv_dtype: Dtype,
+    /// Where the next token is drawn from the logits.
+    #[serde(default)]
+    pub sampling: Sampling,
+    /// Candidates kept per request when sampling (top-k).
+    #[serde(default = "default_top_k")]
+    pub top_k: u32,
+}
+
+fn default_top_k() -> u32 {
+    50
+}
+
+/// Where sampling happens.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sampling {
+    /// Every chiplet sends its slice of the logits to the host, which samples over the whole vocabulary.
+    #[default]
+    Host,
+    /// Every chiplet keeps the `top_k` best of its slice and sends only those; the host picks among them.
+    Device,
 }
 
 /// How the model is spread over the system's chiplets (its devices).
@@ -127,6 +148,9 @@ fn validate(w: &WorkloadSpec) -> Vec<Invalid> {
         if v == 0 {
             out.push(Invalid::new(path, "expected at least 1, found 0"));
         }
+    }
+    if s.top_k == 0 {
+        out.push(Invalid::new("scenario.top_k", "expected at least 1, found 0"));
     }
     if w.plan.attention_tensor_parallel == 0 {
         out.push(Invalid::new("plan.attention_tensor_parallel", "expected at least 1, found 0"));
