@@ -63,6 +63,46 @@ enum Command {
 enum Micro {
     /// One GEMM, lowered as in a model run, on one chiplet: cycles, TFLOP/s, stalls, bytes.
     Gemm(GemmArgs),
+    /// One chiplet's device memory under a pattern or a trace: bandwidth, latency, row hits, energy.
+    Memory(MemoryArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct MemoryArgs {
+    /// Hardware whose chiplet memory to drive: a preset or a spec file.
+    #[arg(long, default_value = models::presets::DEFAULT)]
+    hw: String,
+    /// Address pattern: sequential, random or strided.
+    #[arg(long, default_value = "sequential")]
+    pattern: String,
+    /// Bytes between successive requests of the strided pattern.
+    #[arg(long, default_value_t = 4096)]
+    stride: u64,
+    /// Fraction of requests that read (the rest write).
+    #[arg(long, default_value_t = 1.0)]
+    read_ratio: f64,
+    /// Bytes to move in all (patterns).
+    #[arg(long, default_value_t = 64 << 20)]
+    bytes: u64,
+    /// Bytes per request.
+    #[arg(long, default_value_t = 64)]
+    request_bytes: u64,
+    /// Memory clock cycles between requests (open loop); 0 keeps --outstanding in flight.
+    #[arg(long, default_value_t = 0)]
+    interval_cycles: u64,
+    /// Requests in flight in the closed loop.
+    #[arg(long, default_value_t = 1024)]
+    outstanding: u32,
+    /// Replay a trace instead: one `<cycle> <hex address> <R|W>` per line.
+    #[arg(long)]
+    trace: Option<PathBuf>,
+    /// Memory model: detailed (banks, FR-FCFS) or channel (the fast model of end-to-end runs).
+    #[arg(long, default_value = "detailed")]
+    model: String,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -206,6 +246,7 @@ where
         }
         Some(Command::Show { name }) => show(&name, &mut text),
         Some(Command::Micro(Micro::Gemm(args))) => micro_gemm(args, &mut text),
+        Some(Command::Micro(Micro::Memory(args))) => micro_memory(args, &mut text),
         Some(Command::Asm(asm)) => assembly(asm, &mut text),
         Some(Command::Lower(args)) => lower(args, &mut text),
         Some(Command::Bench { events }) => {
@@ -372,6 +413,51 @@ fn micro_gemm(args: GemmArgs, text: &mut String) -> Result<(), Failure> {
     } else {
         text.push_str(&reports::micro::gemm_summary(&run));
     }
+    Ok(())
+}
+
+fn micro_memory(args: MemoryArgs, text: &mut String) -> Result<(), Failure> {
+    use workloads::micro::{MemoryBench, Pattern, RequestSource};
+    let spec = inputs::hardware(&args.hw)?;
+    let model = match args.model.as_str() {
+        "detailed" => models::spec::MemoryModel::Detailed,
+        "channel" => models::spec::MemoryModel::Channel,
+        other => return Err(Failure::Input(format!("--model {other}: expected detailed or channel"))),
+    };
+    if !(0.0..=1.0).contains(&args.read_ratio) {
+        return Err(Failure::Input(format!("--read-ratio {}: expected a fraction from 0 to 1", args.read_ratio)));
+    }
+    let source = match &args.trace {
+        Some(path) => {
+            let file = std::fs::File::open(path)
+                .map_err(|e| Failure::Input(format!("{}: cannot read the file: {e}", path.display())))?;
+            let name = path.display().to_string();
+            let lines = traces::memory::read(std::io::BufReader::new(file))
+                .map(move |r| r.map(|q| (q.cycle, q.address, q.write)).map_err(|e| format!("{name}:{e}")));
+            RequestSource::Trace(Box::new(lines))
+        }
+        None => {
+            let pattern = match args.pattern.as_str() {
+                "sequential" => Pattern::Sequential,
+                "random" => Pattern::Random,
+                "strided" => Pattern::Strided { stride: args.stride },
+                other => {
+                    return Err(Failure::Input(format!("--pattern {other}: expected sequential, random or strided")));
+                }
+            };
+            RequestSource::Pattern { pattern, requests: args.bytes.div_ceil(args.request_bytes.max(1)) }
+        }
+    };
+    let bench = MemoryBench {
+        model,
+        request_bytes: args.request_bytes,
+        read_ratio: args.read_ratio,
+        interval_cycles: args.interval_cycles,
+        outstanding: args.outstanding,
+        seed: args.seed,
+    };
+    let run = workloads::micro::memory(&spec, bench, source).map_err(Failure::Input)?;
+    text.push_str(&if args.json { json(&run) } else { reports::micro::memory_summary(&run) });
     Ok(())
 }
 

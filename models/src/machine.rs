@@ -8,10 +8,10 @@
 use crate::cpu::{CpuCluster, CpuConfig};
 use crate::energy::{ActionEnergy, EnergyModel};
 use crate::fabric::{Endpoint, Link, LinkConfig, Routes, RoutesBuilder};
-use crate::memory::{ChannelMemory, ChannelMemoryConfig, Refresh};
+use crate::memory::{ChannelMemory, ChannelMemoryConfig, Hbm, HbmConfig, Refresh};
 use crate::msg::Msg;
 use crate::npu::{Core, CoreConfig, MatrixShape, MeshPosition, Sequencer, SequencerConfig, VectorShape};
-use crate::spec::{CardSpec, ChipletSpec, D2dTopology, SystemSpec};
+use crate::spec::{CardSpec, ChipletSpec, D2dTopology, MemoryModel, MemorySpec, SystemSpec};
 use crate::units::Bandwidth;
 use isa::Dtype;
 use sim_core::{ComponentId, SystemBuilder, Time};
@@ -56,11 +56,13 @@ const HOST_DRAM_PAGE: u64 = 8 << 10;
 pub struct Options {
     /// Cores time only their engines: memory and scratchpad ports take no time.
     pub compute_only: bool,
+    /// The device-memory model (the spec's `simulation.memory_model` by default).
+    pub memory_model: MemoryModel,
 }
 
 /// Register every component of `spec` with `builder`.
 pub fn build(spec: &SystemSpec, builder: &mut SystemBuilder<Msg>) -> Machine {
-    build_with(spec, builder, Options::default())
+    build_with(spec, builder, Options { compute_only: false, memory_model: spec.simulation.memory_model })
 }
 
 /// [`build`], with modelling options.
@@ -366,6 +368,53 @@ fn card_links(
     }
 }
 
+/// Add a chiplet's device memory, modelled as `model` says, at `path`.
+pub fn add_memory(builder: &mut SystemBuilder<Msg>, path: &str, mem: &MemorySpec, model: MemoryModel) -> ComponentId {
+    let timing = mem.timing.resolve().expect("validated specs resolve their timing");
+    let organization = mem.organization();
+    let mapping = mem.address_mapping.resolve(&organization).expect("validated specs resolve their mapping");
+    match model {
+        MemoryModel::Channel => {
+            let pcs = mem.pseudo_channel_count();
+            builder.add(
+                path,
+                ChannelMemory::new(ChannelMemoryConfig {
+                    class: "memory.hbm",
+                    channels: pcs,
+                    channel_bandwidth: mem.peak_bandwidth().divided(pcs as u64),
+                    interleave: mapping.interleave_bursts * mem.burst_bytes(),
+                    page_size: mem.page_size.get(),
+                    // An access to a closed row: activate, then the read command's latency.
+                    latency: timing.t_rcd + timing.t_cl,
+                    refresh: Some(Refresh { interval: timing.t_refi, duration: timing.t_rfc }),
+                }),
+            )
+        }
+        MemoryModel::Detailed => builder.add(
+            path,
+            Hbm::new(HbmConfig {
+                class: "memory.hbm",
+                timing,
+                mapping,
+                organization,
+                burst_bytes: mem.burst_bytes(),
+                controller: mem.controller.clone(),
+            }),
+        ),
+    }
+}
+
+/// The energy of a chiplet memory's actions (background power is static, charged separately).
+pub fn memory_energy(mem: &MemorySpec) -> Vec<ActionEnergy> {
+    let e = &mem.energy;
+    vec![
+        ActionEnergy::new("actions.read_bits", "memory.hbm", e.read.pj_per_bit() * 1e-12),
+        ActionEnergy::new("actions.write_bits", "memory.hbm", e.write.pj_per_bit() * 1e-12),
+        ActionEnergy::new("actions.activate", "memory.hbm", e.activate.pj() * 1e-12),
+        ActionEnergy::new("actions.refresh", "memory.hbm", e.refresh.pj() * 1e-12),
+    ]
+}
+
 /// The mesh hops between a core and the memory controller, averaged over the
 /// cores' positions: uniform pairs in a `c × r` mesh are `(c + r) / 3` apart.
 fn mesh_hops(spec: &ChipletSpec) -> u32 {
@@ -381,33 +430,9 @@ fn chiplet(
     (node, card, chiplet): (u32, u32, u32),
     options: Options,
 ) -> DeviceIds {
-    let mem = &spec.memory;
-    let t = &mem.timing;
-    let pcs = mem.pseudo_channel_count();
     let memory_path = format!("{prefix}.memory");
-    let memory = builder.add(
-        memory_path.clone(),
-        ChannelMemory::new(ChannelMemoryConfig {
-            class: "memory.hbm",
-            channels: pcs,
-            channel_bandwidth: mem.peak_bandwidth().divided(pcs as u64),
-            interleave: mem.interleave.get(),
-            page_size: mem.page_size.get(),
-            // An access to a closed row: activate, then the read command's latency.
-            latency: t.t_rcd.time() + t.t_cl.time(),
-            refresh: Some(Refresh { interval: t.t_refi.time(), duration: t.t_rfc.time() }),
-        }),
-    );
-    let e = &mem.energy;
-    energy.actions(
-        &memory_path,
-        vec![
-            ActionEnergy::new("actions.read_bits", "memory.hbm", e.read.pj_per_bit() * 1e-12),
-            ActionEnergy::new("actions.write_bits", "memory.hbm", e.write.pj_per_bit() * 1e-12),
-            ActionEnergy::new("actions.activate", "memory.hbm", e.activate.pj() * 1e-12),
-            ActionEnergy::new("actions.refresh", "memory.hbm", e.refresh.pj() * 1e-12),
-        ],
-    );
+    let memory = add_memory(builder, &memory_path, &spec.memory, options.memory_model);
+    energy.actions(&memory_path, memory_energy(&spec.memory));
 
     let sram = &spec.shared_sram;
     let shared_path = format!("{prefix}.shared_sram");

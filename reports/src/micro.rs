@@ -1,7 +1,7 @@
 //! Summaries of microbenchmarks: a GEMM or hand-written programs on one chiplet.
 
 use std::fmt::Write;
-use workloads::micro::{GemmRun, ProgramRun};
+use workloads::micro::{GemmRun, MemoryRun, ProgramRun};
 
 fn engines(s: &mut String, r: &ProgramRun) {
     let busy: Vec<String> = r.engines.busy_fraction.iter().map(|(k, v)| format!("{k} {:.1}%", v * 100.0)).collect();
@@ -73,5 +73,60 @@ pub fn program_summary(r: &ProgramRun) -> String {
     );
     let _ = writeln!(s, "  time                {} cycles = {:.3} us", r.cycles, r.seconds * 1e6);
     engines(&mut s, r);
+    s
+}
+
+pub fn memory_summary(r: &MemoryRun) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "memory of one {} chiplet, {} model: {} requests", r.hardware, r.model, r.requests);
+    let _ = writeln!(
+        s,
+        "  moved               {:.2} MB read, {:.2} MB written in {:.3} us",
+        r.read_bytes as f64 / 1e6,
+        r.write_bytes as f64 / 1e6,
+        r.seconds * 1e6
+    );
+    let _ = writeln!(
+        s,
+        "  bandwidth           {:.1} GB/s of {:.1} GB/s peak ({:.1}%)",
+        r.bandwidth_bytes_per_s / 1e9,
+        r.peak_bytes_per_s / 1e9,
+        100.0 * r.bandwidth_bytes_per_s / r.peak_bytes_per_s
+    );
+    let (lo, hi) =
+        r.channel_bandwidth_bytes_per_s.iter().fold((f64::MAX, 0.0f64), |(lo, hi), &b| (lo.min(b), hi.max(b)));
+    let _ = writeln!(
+        s,
+        "  per pseudo-channel  {:.2} to {:.2} GB/s over {} pseudo-channels",
+        lo / 1e9,
+        hi / 1e9,
+        r.channel_bandwidth_bytes_per_s.len()
+    );
+    let _ = writeln!(
+        s,
+        "  read latency        mean {:.1} ns, p50 {:.1} ns, p99 {:.1} ns ({:.0} / {:.0} / {:.0} memory cycles)",
+        r.latency_ns.mean,
+        r.latency_ns.p50,
+        r.latency_ns.p99,
+        r.latency_cycles.mean,
+        r.latency_cycles.p50,
+        r.latency_cycles.p99
+    );
+    if let Some(hit) = r.row_hit_rate {
+        let _ = writeln!(
+            s,
+            "  row buffer          {:.1}% hits, {} activates, {} refreshes",
+            hit * 100.0,
+            r.activates,
+            r.refreshes
+        );
+    }
+    let _ = writeln!(
+        s,
+        "  energy              {:.3} mJ ({:.2} pJ/bit moved)",
+        r.energy_j * 1e3,
+        r.energy_j * 1e12 / ((r.read_bytes + r.write_bytes) as f64 * 8.0).max(1.0)
+    );
+    let _ = writeln!(s, "  ({} events)", r.events);
     s
 }

@@ -140,11 +140,14 @@ impl BusyTime {
     }
 }
 
-/// A distribution of values with bounded relative error (three significant
-/// digits), for latencies and sizes.
+/// A distribution of values: percentiles with bounded relative error (three
+/// significant digits), the mean, minimum and maximum exact.
 #[derive(Clone, Debug)]
 pub struct Histogram {
     inner: hdrhistogram::Histogram<u64>,
+    sum: u128,
+    min: u64,
+    max: u64,
 }
 
 impl Default for Histogram {
@@ -158,9 +161,12 @@ impl Histogram {
         let mut inner = hdrhistogram::Histogram::new(3).expect("three significant digits is a valid precision");
         // Grow to any value rather than saturate: latencies span picoseconds to seconds.
         inner.auto(true);
-        Histogram { inner }
+        Histogram { inner, sum: 0, min: u64::MAX, max: 0 }
     }
     pub fn record(&mut self, value: u64) {
+        self.sum += value as u128;
+        self.min = self.min.min(value);
+        self.max = self.max.max(value);
         if self.inner.record(value).is_err() {
             self.inner.saturating_record(value);
         }
@@ -174,9 +180,9 @@ impl Histogram {
         }
         Summary {
             count: self.inner.len(),
-            min: self.inner.min(),
-            max: self.inner.max(),
-            mean: self.inner.mean(),
+            min: self.min,
+            max: self.max,
+            mean: self.sum as f64 / self.inner.len() as f64,
             p50: self.inner.value_at_quantile(0.50),
             p90: self.inner.value_at_quantile(0.90),
             p99: self.inner.value_at_quantile(0.99),
@@ -220,7 +226,8 @@ mod tests {
         assert_eq!(s.count, 10_000);
         assert!((s.p50 as f64 - 5_000.0).abs() / 5_000.0 < 1e-3, "{s:?}");
         assert!((s.p99 as f64 - 9_900.0).abs() / 9_900.0 < 1e-3);
-        assert!((s.mean - 5_000.5).abs() < 5.0);
+        assert_eq!(s.mean, 5_000.5);
+        assert_eq!((s.min, s.max), (1, 10_000));
     }
 
     #[test]

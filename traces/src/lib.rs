@@ -1,7 +1,10 @@
 //! # traces: trace formats in and out
 //!
-//! This crate will read and write the files npusim exchanges with other
-//! tools: step traces (the op graph of one inference step,
-//! [`workloads::graph::StepGraph`], as versioned JSON Lines), request-arrival
-//! traces, and timelines in the Chrome trace-event format that Perfetto opens.
-//! It holds no simulation logic. No format is implemented yet.
+//! Reading and writing the files npusim exchanges with other tools. Today:
+//! memory request traces ([`memory`]: `<cycle> <hex address> <R|W>` per line,
+//! as DRAM simulators use), read lazily so traces of any length stream
+//! through. Step traces and timelines will join them. This crate parses and
+//! prints; it holds no simulation logic, and it reads from `BufRead`s the
+//! caller opens.
+
+pub mod memory;

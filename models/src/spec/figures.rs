@@ -40,6 +40,24 @@ impl MemorySpec {
     pub fn pseudo_channel_count(&self) -> u32 {
         self.stacks * self.channels_per_stack * self.pseudo_channels
     }
+    /// Data pins of one pseudo-channel.
+    pub fn pseudo_channel_bits(&self) -> u64 {
+        self.bus_width_bits as u64 / (self.channels_per_stack as u64 * self.pseudo_channels as u64).max(1)
+    }
+    /// Bytes one burst moves on one pseudo-channel.
+    pub fn burst_bytes(&self) -> u64 {
+        let bl = self.timing.resolve().map_or(0, |t| t.burst_length as u64);
+        bl * self.pseudo_channel_bits() / 8
+    }
+    /// The sizes the address mapping divides addresses by.
+    pub fn organization(&self) -> crate::memory::Organization {
+        crate::memory::Organization {
+            channels: self.pseudo_channel_count() as u64,
+            bank_groups: self.bank_groups as u64,
+            banks_per_group: self.banks_per_group as u64,
+            columns: self.page_size.get() / self.burst_bytes().max(1),
+        }
+    }
 }
 
 impl ChipletSpec {

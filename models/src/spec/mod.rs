@@ -18,7 +18,7 @@ mod validate;
 pub use cpu::{CacheSpec, CpuPowerSpec, CpuSpec, DramSpec};
 pub use figures::Figure;
 pub use links::{D2dSpec, D2dTopology, NetworkSpec, PcieSpec, PeerLinkSpec};
-pub use memory::{DramTiming, MemoryEnergySpec, MemoryKind, MemorySpec};
+pub use memory::{ControllerSpec, DramTiming, DramTimingSpec, MemoryEnergySpec, MemoryKind, MemorySpec};
 pub use npu::{
     CardPowerSpec, CardSpec, ChipletEnergySpec, ChipletSpec, CoreSpec, Dataflow, DmaSpec, MatrixSpec, NocSpec,
     ScratchpadSpec, SharedSramSpec, VectorSpec,
@@ -72,11 +72,25 @@ pub struct SimulationSpec {
     /// Transfers between devices travel link by link in chunks of this size.
     #[serde(default = "default_fabric_chunk")]
     pub fabric_chunk: Bytes,
+    /// How device memory is modelled: "channel", each pseudo-channel a data
+    /// rate with refresh (fast); or "detailed", the command-level controller
+    /// with banks and FR-FCFS scheduling (see models/README.md).
+    #[serde(default)]
+    pub memory_model: MemoryModel,
+}
+
+/// Which device-memory model a run uses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemoryModel {
+    #[default]
+    Channel,
+    Detailed,
 }
 
 impl Default for SimulationSpec {
     fn default() -> Self {
-        SimulationSpec { fabric_chunk: default_fabric_chunk() }
+        SimulationSpec { fabric_chunk: default_fabric_chunk(), memory_model: MemoryModel::default() }
     }
 }
 

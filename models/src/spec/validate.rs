@@ -38,7 +38,6 @@ pub fn validate(spec: &SystemSpec) -> Vec<Invalid> {
         at_least_one("node.card.chiplet.memory.channels_per_stack", c.memory.channels_per_stack.into());
         at_least_one("node.card.chiplet.memory.pseudo_channels", c.memory.pseudo_channels.into());
         at_least_one("node.card.chiplet.memory.bus_width_bits", c.memory.bus_width_bits.into());
-        at_least_one("node.card.chiplet.memory.timing.burst_length", c.memory.timing.burst_length.into());
     }
     pcie(&mut out, "node.host_link", &node.host_link);
     cpu_checks(&mut out, cpu);
@@ -176,12 +175,6 @@ fn chiplet_checks(out: &mut Vec<Invalid>, c: &ChipletSpec) {
 
 fn memory_checks(out: &mut Vec<Invalid>, m: &MemorySpec) {
     let path = "node.card.chiplet.memory";
-    if m.interleave.get() < 32 || !m.interleave.get().is_power_of_two() {
-        out.push(Invalid::new(
-            format!("{path}.interleave"),
-            format!("expected a power of two of at least 32 B, found {}", m.interleave),
-        ));
-    }
     if !m.page_size.get().is_power_of_two() {
         out.push(Invalid::new(format!("{path}.page_size"), format!("expected a power of two, found {}", m.page_size)));
     }
@@ -192,17 +185,47 @@ fn memory_checks(out: &mut Vec<Invalid>, m: &MemorySpec) {
             format!("{} pins do not divide evenly over {pcs} pseudo-channels", m.bus_width_bits),
         ));
     }
-    let t = &m.timing;
-    if t.t_rc.time() < t.t_ras.time() + t.t_rp.time() {
+    let timing = match m.timing.resolve() {
+        Ok(t) => t,
+        Err(e) => {
+            out.push(Invalid::new(format!("{path}.timing"), e));
+            return;
+        }
+    };
+    if timing.t_rc < timing.t_ras + timing.t_rp {
         out.push(Invalid::new(
             format!("{path}.timing.tRC"),
-            format!("tRC ({}) must be at least tRAS + tRP ({} + {})", t.t_rc, t.t_ras, t.t_rp),
+            format!("tRC ({}) must be at least tRAS + tRP ({} + {})", timing.t_rc, timing.t_ras, timing.t_rp),
         ));
     }
-    if t.t_refi.time() <= t.t_rfc.time() {
+    if timing.t_refi <= timing.t_rfc {
         out.push(Invalid::new(
             format!("{path}.timing.tREFI"),
-            format!("tREFI ({}) must exceed tRFC ({})", t.t_refi, t.t_rfc),
+            format!("tREFI ({}) must exceed tRFC ({})", timing.t_refi, timing.t_rfc),
+        ));
+    }
+    if timing.t_ck == sim_core::Time::ZERO || timing.burst_length == 0 {
+        out.push(Invalid::new(format!("{path}.timing"), "tCK and burst_length must be positive"));
+    }
+    if pcs > 0 && !m.page_size.get().is_multiple_of(m.burst_bytes().max(1)) {
+        out.push(Invalid::new(
+            format!("{path}.page_size"),
+            format!("a page of {} is not a whole number of {}-byte bursts", m.page_size, m.burst_bytes()),
+        ));
+    } else if let Err(e) = m.address_mapping.resolve(&m.organization()) {
+        out.push(Invalid::new(format!("{path}.address_mapping"), e));
+    }
+    let c = &m.controller;
+    if c.read_queue == 0 || c.write_queue == 0 {
+        out.push(Invalid::new(format!("{path}.controller"), "read_queue and write_queue must be at least 1"));
+    }
+    if !(c.write_drain_low < c.write_drain_high && c.write_drain_high <= c.write_queue) {
+        out.push(Invalid::new(
+            format!("{path}.controller.write_drain_high"),
+            format!(
+                "expected write_drain_low < write_drain_high <= write_queue, found {} < {} <= {}",
+                c.write_drain_low, c.write_drain_high, c.write_queue
+            ),
         ));
     }
 }

@@ -1,10 +1,8 @@
-//! Microbenchmarks on one chiplet: a GEMM lowered as in a model run, or
-//! hand-written programs, run on the chiplet's cores through the whole
-//! machine (sequencer, cores, memory), with the figures an architect checks.
+//! Hand-written (or lowered) programs run on one chiplet's cores through the
+//! whole machine (sequencer, cores, memory), with the figures an architect checks.
 
-use crate::graph::Kernel;
-use crate::kernels::{self, CoreTarget, GemmPlan, KernelCompiler, Tensors};
-use isa::{Dtype, Program};
+use crate::kernels::CoreTarget;
+use isa::Program;
 use models::machine::{self, Options};
 use models::msg::Msg;
 use models::npu::{CommandKind, CommandList, Core, PreparedProgram};
@@ -104,7 +102,8 @@ pub fn run_programs(spec: &SystemSpec, programs: &[(u32, Program)], compute_only
     let prepared = programs.iter().map(|(c, p)| (*c, Arc::new(PreparedProgram::new(p.clone())))).collect();
     list.push(vec![], CommandKind::Compute { programs: prepared });
     let mut builder: SystemBuilder<Msg> = SystemBuilder::new();
-    let m = machine::build_with(spec, &mut builder, Options { compute_only });
+    let m =
+        machine::build_with(spec, &mut builder, Options { compute_only, memory_model: spec.simulation.memory_model });
     let device = &m.devices[0];
     let driver = m.hosts[0].runtime;
     builder
@@ -177,78 +176,11 @@ pub fn run_programs(spec: &SystemSpec, programs: &[(u32, Program)], compute_only
             0.0
         },
         memory_peak_bytes_per_s: mem.peak_bandwidth().bytes_per_s(),
-        memory_model_efficiency: 1.0 - mem.timing.t_rfc.time().as_ps() as f64 / mem.timing.t_refi.time().as_ps() as f64,
+        memory_model_efficiency: mem
+            .timing
+            .resolve()
+            .map_or(1.0, |t| 1.0 - t.t_rfc.as_ps() as f64 / t.t_refi.as_ps() as f64),
         doorbells,
         events: system.events(),
-    })
-}
-
-/// A GEMM to measure.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct GemmBench {
-    pub m: u32,
-    pub n: u32,
-    pub k: u32,
-    pub dtype: Dtype,
-    /// Cores of the chiplet to use; all when `None`.
-    pub cores: Option<u32>,
-    pub compute_only: bool,
-}
-
-/// What a GEMM did on a chiplet.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct GemmRun {
-    pub m: u32,
-    pub n: u32,
-    pub k: u32,
-    pub dtype: Dtype,
-    pub plan: GemmPlanFigures,
-    pub achieved_flops: f64,
-    pub peak_flops: f64,
-    /// Achieved over peak FLOP/s of the cores used.
-    pub utilization: f64,
-    #[serde(flatten)]
-    pub run: ProgramRun,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-pub struct GemmPlanFigures {
-    pub grid: (u32, u32),
-    pub block_m: u64,
-    pub block_n: u64,
-    pub tile_k: u64,
-}
-
-/// Lower a GEMM as a model run would, run it on chiplet 0, and measure it.
-pub fn gemm(spec: &SystemSpec, bench: GemmBench) -> Result<GemmRun, String> {
-    let target = core_target(spec, bench.cores)?;
-    if target.matrix.rate(bench.dtype) == 0 {
-        return Err(format!("the matrix engine of `{}` does not support {}", spec.name, bench.dtype));
-    }
-    if bench.m == 0 || bench.n == 0 || bench.k == 0 {
-        return Err("m, n and k must be at least 1".to_string());
-    }
-    let kernel =
-        Kernel::Gemm { rows: vec![bench.m], n: bench.n, k: bench.k, weight_dtype: bench.dtype, dtype: bench.dtype };
-    let programs = KernelCompiler::new(target.clone())
-        .lower(&kernel, Tensors { weights: 0, activations: 1 << 40 })
-        .map_err(|e| format!("{e:?}"))?;
-    let plan: GemmPlan =
-        kernels::gemm_plan(bench.m as u64, bench.n as u64, bench.k as u64, bench.dtype, bench.dtype, &target);
-    let run = run_programs(spec, &programs, bench.compute_only)?;
-    let card = spec.node.card.as_ref().ok_or("no card")?;
-    let peak = card.chiplet.peak_flops(bench.dtype) * target.cores as f64 / card.chiplet.cores as f64;
-    let flops = 2.0 * bench.m as f64 * bench.n as f64 * bench.k as f64;
-    let achieved = if run.seconds > 0.0 { flops / run.seconds } else { 0.0 };
-    Ok(GemmRun {
-        m: bench.m,
-        n: bench.n,
-        k: bench.k,
-        dtype: bench.dtype,
-        plan: GemmPlanFigures { grid: plan.grid, block_m: plan.block_m, block_n: plan.block_n, tile_k: plan.tile_k },
-        achieved_flops: achieved,
-        peak_flops: peak,
-        utilization: achieved / peak,
-        run,
     })
 }

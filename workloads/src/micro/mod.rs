@@ -1,0 +1,11 @@
+//! Microbenchmarks an architect holds against other simulators: one GEMM,
+//! hand-written programs, the memory system, the mesh and the collectives,
+//! each on the smallest part of a system that shows it.
+
+mod gemm;
+mod memory;
+mod programs;
+
+pub use gemm::{GemmBench, GemmPlanFigures, GemmRun, gemm};
+pub use memory::{MemoryBench, MemoryRun, Pattern, RequestSource, memory};
+pub use programs::{EngineFigures, ProgramRun, core_target, run_programs};
