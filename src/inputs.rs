@@ -32,6 +32,22 @@ pub fn hardware(arg: &str) -> Result<SystemSpec, Failure> {
     models::presets::load_system(arg, &read(arg)?).map_err(Failure::from)
 }
 
+/// A chiplet's memory: from a preset, a whole system's file, or a minimal memory spec.
+pub fn memory(arg: &str) -> Result<(String, models::spec::MemorySpec), Failure> {
+    if looks_like_a_file(arg) {
+        return models::parts::load_memory(arg, &read(arg)?).map_err(Failure::from);
+    }
+    models::parts::memory_of(&hardware(arg)?).map_err(Failure::from)
+}
+
+/// A chiplet's network: from a preset, a whole system's file, or a minimal network spec.
+pub fn noc(arg: &str) -> Result<models::parts::NocInput, Failure> {
+    if looks_like_a_file(arg) {
+        return models::parts::load_noc(arg, &read(arg)?).map_err(Failure::from);
+    }
+    models::parts::noc_of(&hardware(arg)?).map_err(Failure::from)
+}
+
 /// A workload from a preset name or a file path.
 pub fn workload(arg: &str) -> Result<Workload, Failure> {
     let presets = workloads::workload::WORKLOAD_PRESETS;

@@ -65,6 +65,43 @@ enum Micro {
     Gemm(GemmArgs),
     /// One chiplet's device memory under a pattern or a trace: bandwidth, latency, row hits, energy.
     Memory(MemoryArgs),
+    /// One chiplet's network, cycle by cycle, under synthetic traffic: latency and accepted throughput.
+    Noc(NocArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct NocArgs {
+    /// Hardware whose chiplet network to drive: a preset, a spec file, or a minimal `[noc]` spec.
+    #[arg(long, default_value = models::presets::DEFAULT)]
+    hw: String,
+    /// Traffic pattern: uniform, transpose, bitcomp, or hotspot (to the memory ports).
+    #[arg(long, default_value = "uniform")]
+    pattern: String,
+    /// Offered load in flits per node per cycle.
+    #[arg(long, default_value_t = 0.1)]
+    rate: f64,
+    /// Flits per packet.
+    #[arg(long, default_value_t = 4)]
+    packet_flits: u32,
+    /// Fraction of hotspot traffic that goes to the memory ports.
+    #[arg(long, default_value_t = 0.2)]
+    hotspot_fraction: f64,
+    /// Print latency against offered load, in twentieths of the ideal saturation load, until the network saturates.
+    #[arg(long)]
+    sweep: bool,
+    /// Join the card's chiplets' meshes into one through their die-to-die links.
+    #[arg(long)]
+    joined: bool,
+    /// Cycles before measuring.
+    #[arg(long, default_value_t = 2_000)]
+    warmup_cycles: u64,
+    /// Cycles whose packets are measured.
+    #[arg(long, default_value_t = 10_000)]
+    measure_cycles: u64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -247,6 +284,7 @@ where
         Some(Command::Show { name }) => show(&name, &mut text),
         Some(Command::Micro(Micro::Gemm(args))) => micro_gemm(args, &mut text),
         Some(Command::Micro(Micro::Memory(args))) => micro_memory(args, &mut text),
+        Some(Command::Micro(Micro::Noc(args))) => micro_noc(args, &mut text),
         Some(Command::Asm(asm)) => assembly(asm, &mut text),
         Some(Command::Lower(args)) => lower(args, &mut text),
         Some(Command::Bench { events }) => {
@@ -418,7 +456,7 @@ fn micro_gemm(args: GemmArgs, text: &mut String) -> Result<(), Failure> {
 
 fn micro_memory(args: MemoryArgs, text: &mut String) -> Result<(), Failure> {
     use workloads::micro::{MemoryBench, Pattern, RequestSource};
-    let spec = inputs::hardware(&args.hw)?;
+    let (name, memory) = inputs::memory(&args.hw)?;
     let model = match args.model.as_str() {
         "detailed" => models::spec::MemoryModel::Detailed,
         "channel" => models::spec::MemoryModel::Channel,
@@ -456,8 +494,35 @@ fn micro_memory(args: MemoryArgs, text: &mut String) -> Result<(), Failure> {
         outstanding: args.outstanding,
         seed: args.seed,
     };
-    let run = workloads::micro::memory(&spec, bench, source).map_err(Failure::Input)?;
+    let run = workloads::micro::memory(&name, &memory, bench, source).map_err(Failure::Input)?;
     text.push_str(&if args.json { json(&run) } else { reports::micro::memory_summary(&run) });
+    Ok(())
+}
+
+fn micro_noc(args: NocArgs, text: &mut String) -> Result<(), Failure> {
+    use workloads::micro::{NocBench, NocPattern};
+    let input = inputs::noc(&args.hw)?;
+    let pattern = match args.pattern.as_str() {
+        "uniform" => NocPattern::Uniform,
+        "transpose" => NocPattern::Transpose,
+        "bitcomp" => NocPattern::BitComplement,
+        "hotspot" => NocPattern::Hotspot { fraction: args.hotspot_fraction },
+        other => {
+            return Err(Failure::Input(format!("--pattern {other}: expected uniform, transpose, bitcomp or hotspot")));
+        }
+    };
+    let bench = NocBench {
+        rate: args.rate,
+        packet_flits: args.packet_flits,
+        sweep: args.sweep,
+        joined: args.joined,
+        warmup_cycles: args.warmup_cycles,
+        measure_cycles: args.measure_cycles,
+        seed: args.seed,
+        ..NocBench::new(pattern)
+    };
+    let run = workloads::micro::noc(&input, &bench).map_err(Failure::Input)?;
+    text.push_str(&if args.json { json(&run) } else { reports::micro::noc_summary(&run) });
     Ok(())
 }
 

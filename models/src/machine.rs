@@ -10,7 +10,8 @@ use crate::energy::{ActionEnergy, EnergyModel};
 use crate::fabric::{Endpoint, Link, LinkConfig, Routes, RoutesBuilder};
 use crate::memory::{ChannelMemory, ChannelMemoryConfig, Hbm, HbmConfig, Refresh};
 use crate::msg::Msg;
-use crate::npu::{Core, CoreConfig, MatrixShape, MeshPosition, Sequencer, SequencerConfig, VectorShape};
+use crate::noc::{Attachment, TransactionNetwork, TransactionNetworkConfig};
+use crate::npu::{Core, CoreConfig, MatrixShape, Sequencer, SequencerConfig, VectorShape};
 use crate::spec::{CardSpec, ChipletSpec, D2dTopology, MemoryModel, MemorySpec, SystemSpec};
 use crate::units::Bandwidth;
 use isa::Dtype;
@@ -50,6 +51,9 @@ pub struct Machine {
 /// Bytes the DRAM of a host interleaves and opens per row (DDR5 class).
 const HOST_DRAM_INTERLEAVE: u64 = 256;
 const HOST_DRAM_PAGE: u64 = 8 << 10;
+
+/// Bytes of the shared SRAM's address space per bank, in turn.
+const SHARED_SRAM_INTERLEAVE: u64 = 256;
 
 /// Choices about how the machine is modelled, beyond its spec.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -415,12 +419,6 @@ pub fn memory_energy(mem: &MemorySpec) -> Vec<ActionEnergy> {
     ]
 }
 
-/// The mesh hops between a core and the memory controller, averaged over the
-/// cores' positions: uniform pairs in a `c × r` mesh are `(c + r) / 3` apart.
-fn mesh_hops(spec: &ChipletSpec) -> u32 {
-    ((spec.noc.columns + spec.noc.rows) as f64 / 3.0).round().max(1.0) as u32
-}
-
 fn chiplet(
     builder: &mut SystemBuilder<Msg>,
     energy: &mut EnergyModel,
@@ -442,7 +440,7 @@ fn chiplet(
             class: "memory.sram",
             channels: spec.cores,
             channel_bandwidth: sram.bandwidth.divided(spec.cores as u64),
-            interleave: 256,
+            interleave: SHARED_SRAM_INTERLEAVE,
             page_size: 4096,
             latency: sram.latency.time(),
             refresh: None,
@@ -457,13 +455,9 @@ fn chiplet(
         ],
     );
 
-    let hops = mesh_hops(spec);
-    let noc_clock = spec.noc.clock.clock();
-    let hop = noc_clock.duration(sim_core::Cycles(spec.noc.router_latency_cycles as u64 + 1));
-    let noc_latency = Time::from_ps(hop.as_ps() * hops as u64);
-    let link = Bandwidth::from_bytes_per_s(spec.noc.link_width.get() * spec.noc.clock.hz());
     let core_ids: Vec<ComponentId> = (0..spec.cores).map(|i| builder.reserve(format!("{prefix}.core{i}"))).collect();
     let peers: std::sync::Arc<[ComponentId]> = core_ids.clone().into();
+    let network = network(builder, energy, spec, prefix, (&core_ids, memory, shared));
     let core = &spec.core;
     let cfg = CoreConfig {
         clock: spec.clock.clock(),
@@ -481,9 +475,8 @@ fn chiplet(
         memory,
         shared,
         peers,
-        mesh: MeshPosition { index: 0, columns: spec.noc.columns, hop, link },
-        noc_latency,
-        noc_hops: hops,
+        index: 0,
+        network,
         compute_only: options.compute_only,
     };
     let en = &spec.energy;
@@ -495,15 +488,53 @@ fn chiplet(
         .collect();
     core_energy.push(ActionEnergy::new("actions.vector_op", "npu.vector", en.vector_op.pj() * 1e-12));
     core_energy.push(ActionEnergy::new("actions.sram_bits", "npu.sram", en.sram.pj_per_bit() * 1e-12));
-    core_energy.push(ActionEnergy::new("actions.noc_bits", "npu.noc", en.noc_hop.pj_per_bit() * 1e-12));
     for (i, &id) in core_ids.iter().enumerate() {
         energy.actions(&format!("{prefix}.core{i}"), core_energy.clone());
         let mut cfg = cfg.clone();
-        cfg.mesh.index = i as u16;
+        cfg.index = i as u16;
         builder.place(id, Core::new(cfg)).expect("each core slot is placed once");
     }
     let cores = core_ids;
     DeviceIds { node, card, chiplet, sequencer, cores, memory }
+}
+
+/// The chiplet's network, with its cores, memory ports and shared SRAM attached where the spec places them.
+fn network(
+    builder: &mut SystemBuilder<Msg>,
+    energy: &mut EnergyModel,
+    spec: &ChipletSpec,
+    prefix: &str,
+    (cores, memory, shared): (&[ComponentId], ComponentId, ComponentId),
+) -> ComponentId {
+    let noc = &spec.noc;
+    let mem = &spec.memory;
+    let mapping = mem.address_mapping.resolve(&mem.organization()).expect("validated specs resolve their mapping");
+    let mut attachments: Vec<Attachment> = cores
+        .iter()
+        .zip(noc.core_routers(spec.cores))
+        .map(|(&component, router)| Attachment { component, routers: vec![router], granule: 1 })
+        .collect();
+    attachments.push(Attachment {
+        component: memory,
+        routers: noc.memory_routers(),
+        granule: mapping.interleave_bursts * mem.burst_bytes(),
+    });
+    attachments.push(Attachment { component: shared, routers: noc.sram_routers(), granule: SHARED_SRAM_INTERLEAVE });
+    let path = format!("{prefix}.noc");
+    let id = builder.add(
+        path.clone(),
+        TransactionNetwork::new(TransactionNetworkConfig {
+            topology: noc.topology(),
+            router_cycles: noc.router_latency_cycles,
+            link_cycles: noc.link_latency_cycles,
+            flit_bytes: noc.link_width.get(),
+            clock: noc.clock.clock(),
+            attachments,
+        }),
+    );
+    let pj = spec.energy.noc_hop.pj_per_bit() * 1e-12;
+    energy.actions(&path, vec![ActionEnergy::new("actions.noc_bits", "npu.noc", pj)]);
+    id
 }
 
 #[cfg(test)]

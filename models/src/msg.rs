@@ -35,6 +35,9 @@ pub enum Msg {
     Chunk(Chunk),
     /// A chunk of the transfer `tag` reached its destination.
     Arrived { tag: u64, bytes: u64 },
+    /// A message for `to` that crosses a chiplet's network from `from` (see
+    /// [`crate::noc::TransactionNetwork`]).
+    Noc { from: ComponentId, to: ComponentId, msg: Box<Msg> },
     /// Run host work on the CPU cluster; it replies `Done { token }`.
     HostTask { task: Arc<HostTask>, reply_to: ComponentId, token: u64 },
 }

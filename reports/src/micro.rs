@@ -1,7 +1,8 @@
-//! Summaries of microbenchmarks: a GEMM or hand-written programs on one chiplet.
+//! Summaries of microbenchmarks: a GEMM or hand-written programs on one
+//! chiplet, its memory, its network, and collectives over a system's links.
 
 use std::fmt::Write;
-use workloads::micro::{GemmRun, MemoryRun, ProgramRun};
+use workloads::micro::{GemmRun, MemoryRun, NocRun, ProgramRun};
 
 fn engines(s: &mut String, r: &ProgramRun) {
     let busy: Vec<String> = r.engines.busy_fraction.iter().map(|(k, v)| format!("{k} {:.1}%", v * 100.0)).collect();
@@ -128,5 +129,72 @@ pub fn memory_summary(r: &MemoryRun) -> String {
         r.energy_j * 1e12 / ((r.read_bytes + r.write_bytes) as f64 * 8.0).max(1.0)
     );
     let _ = writeln!(s, "  ({} events)", r.events);
+    s
+}
+
+pub fn noc_summary(r: &NocRun) -> String {
+    let mut s = String::new();
+    let chiplets = if r.chiplets > 1 { format!(", {} chiplets joined", r.chiplets) } else { String::new() };
+    let _ =
+        writeln!(s, "network of {}: {} ({} nodes{chiplets}), {} traffic", r.hardware, r.topology, r.nodes, r.pattern);
+    let _ = writeln!(
+        s,
+        "  routers             {} cycles, links {} cycle(s), {} VCs x {} flits, {}-byte flits at {:.3} GHz; packets of {} flits",
+        r.router_cycles,
+        r.link_cycles,
+        r.virtual_channels,
+        r.buffer_flits,
+        r.flit_bytes,
+        r.clock_hz as f64 / 1e9,
+        r.packet_flits
+    );
+    let per_node = |flits: f64| flits * r.flit_bytes as f64 * r.clock_hz as f64 / 1e9;
+    let _ =
+        writeln!(s, "  zero-load latency   {:.1} cycles (mean over the pattern's pairs)", r.zero_load_latency_cycles);
+    let _ = writeln!(
+        s,
+        "  ideal saturation    {:.3} flits/node/cycle ({:.1} GB/s per node): the busiest channel full",
+        r.ideal_saturation,
+        per_node(r.ideal_saturation)
+    );
+    let _ = writeln!(
+        s,
+        "  {:>8} {:>8} {:>8} {:>10} {:>8} {:>8} {:>10} {:>9}",
+        "offered", "created", "accepted", "latency", "p50", "p99", "network", "busiest"
+    );
+    for p in &r.points {
+        let _ = writeln!(
+            s,
+            "  {:>8.3} {:>8.3} {:>8.3} {:>10.1} {:>8} {:>8} {:>10.1} {:>8.0}%{}",
+            p.offered_rate,
+            p.offered,
+            p.accepted,
+            p.latency_cycles.mean,
+            p.latency_cycles.p50,
+            p.latency_cycles.p99,
+            p.network_latency_cycles.mean,
+            p.link_utilization_max * 100.0,
+            if p.saturated { "  saturated" } else { "" }
+        );
+    }
+    let _ = writeln!(
+        s,
+        "  (loads in flits/node/cycle; latencies in cycles, creation or injection to tail ejection; busiest link's share of cycles)"
+    );
+    if let Some(rate) = r.saturation_rate {
+        let _ = writeln!(
+            s,
+            "  saturation          kept up with {:.3} flits/node/cycle ({:.0}% of ideal, {:.1} GB/s per node), not with the next load",
+            rate,
+            100.0 * rate / r.ideal_saturation,
+            per_node(rate)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "  most accepted       {:.3} flits/node/cycle ({:.1} GB/s per node)",
+        r.max_accepted,
+        per_node(r.max_accepted)
+    );
     s
 }

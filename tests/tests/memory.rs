@@ -9,7 +9,7 @@ fn bench(model: MemoryModel, request_bytes: u64) -> MemoryBench {
 }
 
 fn run(spec: &SystemSpec, b: MemoryBench, pattern: Pattern, bytes: u64) -> MemoryRun {
-    memory(spec, b, RequestSource::Pattern { pattern, requests: bytes / b.request_bytes }).unwrap()
+    memory(&spec.name, mem(spec), b, RequestSource::Pattern { pattern, requests: bytes / b.request_bytes }).unwrap()
 }
 
 fn mem(spec: &SystemSpec) -> &MemorySpec {
@@ -42,7 +42,7 @@ fn unloaded_read_latency_is_the_sum_of_its_timing_components() {
     for (bytes, bursts) in [(32, 1u64), (64, 2), (256, 8)] {
         let trace = vec![Ok((0, 4096, false))];
         let b = MemoryBench { request_bytes: bytes, ..bench(MemoryModel::Detailed, bytes) };
-        let r = memory(&spec, b, RequestSource::Trace(Box::new(trace.into_iter()))).unwrap();
+        let r = memory(&spec.name, mem(&spec), b, RequestSource::Trace(Box::new(trace.into_iter()))).unwrap();
         // Activate, then tRCD to the first column command, tCCD_L between the
         // bursts of one bank, tCL to the data, and the last burst on the bus.
         let expected =

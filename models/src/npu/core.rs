@@ -21,34 +21,10 @@
 use super::prepared::PreparedProgram;
 use super::timing::{MatrixShape, StageTiming, VectorShape};
 use crate::msg::{MemRequest, Msg, Stage};
-use crate::units::Bandwidth;
 use isa::{Dtype, Engine, Instr, MemRef};
 use sim_core::{BusyTime, Clock, Component, ComponentId, Ctx, Cycles, Stats, Time, Unit};
 use std::collections::VecDeque;
 use std::sync::Arc;
-
-/// Where a core sits on its chiplet's mesh and how fast the mesh is.
-#[derive(Clone, Debug, PartialEq)]
-pub struct MeshPosition {
-    /// This core's index; core `i` sits at router `(i % columns, i / columns)`.
-    pub index: u16,
-    pub columns: u32,
-    /// Latency of one hop (router pipeline and link).
-    pub hop: Time,
-    /// Data rate of one mesh link.
-    pub link: Bandwidth,
-}
-
-impl MeshPosition {
-    fn hops_to(&self, other: u16) -> u64 {
-        let (c, a, b) = (self.columns.max(1) as i64, self.index as i64, other as i64);
-        ((a % c - b % c).abs() + (a / c - b / c).abs()) as u64
-    }
-    /// Zero-load latency of `bytes` to core `other`: hops, then serialisation on one link.
-    pub fn latency_to(&self, other: u16, bytes: u64) -> Time {
-        Time::from_ps(self.hop.as_ps() * self.hops_to(other)) + self.link.time_for(bytes)
-    }
-}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct CoreConfig {
@@ -68,11 +44,10 @@ pub struct CoreConfig {
     pub shared: ComponentId,
     /// The chiplet's cores, by index (this one included).
     pub peers: Arc<[ComponentId]>,
-    pub mesh: MeshPosition,
-    /// One-way latency across the mesh between the core and the memory controller or shared SRAM.
-    pub noc_latency: Time,
-    /// Mesh hops between the core and the memory controller, for energy.
-    pub noc_hops: u32,
+    /// This core's index among them.
+    pub index: u16,
+    /// The chiplet's network, which carries everything the core sends off the core.
+    pub network: ComponentId,
     /// Pure engine timing: memory and the scratchpad port take no time.
     pub compute_only: bool,
 }
@@ -404,13 +379,13 @@ impl Core {
         let program = Arc::clone(&run.launch.program);
         let (reply_to, token) = (run.launch.reply_to, run.launch.token);
         match program.program().instrs[index as usize] {
-            Instr::Signal { sem, core } => match core.filter(|&c| c != self.cfg.mesh.index) {
+            Instr::Signal { sem, core } => match core.filter(|&c| c != self.cfg.index) {
                 Some(c) => {
                     let Some(&peer) = self.cfg.peers.get(c as usize) else {
                         self.faults += 1;
                         return self.sync_done(index, now);
                     };
-                    ctx.send(peer, self.cfg.mesh.latency_to(c, 0), Msg::Signal { sem });
+                    self.over_network(peer, Msg::Signal { sem }, ctx);
                 }
                 None => self.semaphores[sem as usize] += 1,
             },
@@ -500,15 +475,10 @@ impl Core {
             match target {
                 MemRef::Hbm(base) | MemRef::Shared(base) => {
                     let to = if matches!(target, MemRef::Hbm(_)) { self.cfg.memory } else { self.cfg.shared };
-                    let req = MemRequest {
-                        addr: base + offset,
-                        bytes,
-                        write,
-                        reply_to: me,
-                        token: index as u64,
-                        reply_delay: self.cfg.noc_latency,
-                    };
-                    ctx.send(to, self.cfg.noc_latency, Msg::Mem(req));
+                    let addr = base + offset;
+                    let req =
+                        MemRequest { addr, bytes, write, reply_to: me, token: index as u64, reply_delay: Time::ZERO };
+                    self.over_network(to, Msg::Mem(req), ctx);
                 }
                 MemRef::Core { core, .. } => {
                     let Some(&peer) = self.cfg.peers.get(core as usize) else {
@@ -520,15 +490,10 @@ impl Core {
                         continue;
                     };
                     self.mesh_bytes += bytes;
-                    let latency = self.cfg.mesh.latency_to(core, bytes);
-                    let back = self.cfg.mesh.latency_to(core, 0);
-                    let reply_delay = if write { back } else { latency };
-                    let there = if write { latency } else { back };
-                    ctx.send(
-                        peer,
-                        there,
-                        Msg::SpadAccess { bytes, write: !write, reply_to: me, token: index as u64, reply_delay },
-                    );
+                    // A send writes the peer's scratchpad; the network carries the data there.
+                    let access =
+                        Msg::SpadAccess { bytes, write, reply_to: me, token: index as u64, reply_delay: Time::ZERO };
+                    self.over_network(peer, access, ctx);
                 }
             }
             let Some(run) = self.run.as_mut() else { return progress };
@@ -545,6 +510,10 @@ impl Core {
             }
             self.count_dma(&instr, bytes);
         }
+    }
+
+    fn over_network(&self, to: ComponentId, msg: Msg, ctx: &mut Ctx<'_, Msg>) {
+        ctx.send(self.cfg.network, Time::ZERO, Msg::Noc { from: ctx.me(), to, msg: Box::new(msg) });
     }
 
     fn count_dma(&mut self, instr: &Instr, bytes: u64) {
@@ -641,11 +610,6 @@ impl Component<Msg> for Core {
         s.count("programs", "programs run to completion", self.programs)
             .count("actions.vector_op", "vector lane operations", self.vector_lane_ops)
             .count("actions.sram_bits", "scratchpad bits read and written", self.sram_bits)
-            .count(
-                "actions.noc_bits",
-                "bit-hops on the mesh",
-                (self.dma_read_bytes + self.dma_write_bytes) * 8 * self.cfg.noc_hops as u64,
-            )
             .bytes("dma.read_bytes", "bytes loaded", self.dma_read_bytes)
             .bytes("dma.write_bytes", "bytes stored or sent", self.dma_write_bytes)
             .bytes("mesh.bytes", "bytes moved to or from other cores' scratchpads", self.mesh_bytes)

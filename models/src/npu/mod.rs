@@ -7,7 +7,7 @@ mod prepared;
 mod sequencer;
 mod timing;
 
-pub use self::core::{Core, CoreConfig, MeshPosition};
+pub use self::core::{Core, CoreConfig};
 pub use commands::{Command, CommandKind, CommandList};
 pub use prepared::PreparedProgram;
 pub use sequencer::{Sequencer, SequencerConfig};

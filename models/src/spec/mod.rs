@@ -12,16 +12,18 @@ mod cpu;
 mod figures;
 mod links;
 mod memory;
+mod noc;
 mod npu;
-mod validate;
+pub mod validate;
 
 pub use cpu::{CacheSpec, CpuPowerSpec, CpuSpec, DramSpec};
 pub use figures::Figure;
 pub use links::{D2dSpec, D2dTopology, NetworkSpec, PcieSpec, PeerLinkSpec};
 pub use memory::{ControllerSpec, DramTiming, DramTimingSpec, MemoryEnergySpec, MemoryKind, MemorySpec};
+pub use noc::NocSpec;
 pub use npu::{
-    CardPowerSpec, CardSpec, ChipletEnergySpec, ChipletSpec, CoreSpec, Dataflow, DmaSpec, MatrixSpec, NocSpec,
-    ScratchpadSpec, SharedSramSpec, VectorSpec,
+    CardPowerSpec, CardSpec, ChipletEnergySpec, ChipletSpec, CoreSpec, Dataflow, DmaSpec, MatrixSpec, ScratchpadSpec,
+    SharedSramSpec, VectorSpec,
 };
 pub use validate::validate;
 

@@ -2,6 +2,7 @@
 
 use super::links::{D2dSpec, PcieSpec, PeerLinkSpec};
 use super::memory::MemorySpec;
+use super::noc::NocSpec;
 use crate::units::{Bandwidth, Bytes, Duration, Energy, EnergyPerBit, Frequency, Power};
 use isa::Dtype;
 use serde::{Deserialize, Serialize};
@@ -138,21 +139,6 @@ pub struct DmaSpec {
     pub max_outstanding: u32,
     /// Size of one memory transaction; a load or store is split into these.
     pub transaction_size: Bytes,
-}
-
-/// The on-chip mesh of a chiplet.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NocSpec {
-    /// Routers per row.
-    pub columns: u32,
-    /// Rows of routers.
-    pub rows: u32,
-    /// Bytes one link carries per cycle in each direction.
-    pub link_width: Bytes,
-    pub clock: Frequency,
-    /// Cycles a flit spends in one router.
-    pub router_latency_cycles: u32,
 }
 
 /// Energy of the chiplet's actions.

@@ -1,7 +1,8 @@
 //! Semantic checks of a parsed spec: what serde's types alone cannot say.
 
-use super::{CardSpec, ChipletSpec, CpuSpec, D2dTopology, MemorySpec, PcieSpec, SystemSpec};
+use super::{CardSpec, ChipletSpec, CpuSpec, D2dTopology, MemorySpec, NocSpec, PcieSpec, SystemSpec};
 use crate::input::Invalid;
+use crate::noc::TopologyKind;
 
 /// Every problem with `spec`, each naming its field path.
 pub fn validate(spec: &SystemSpec) -> Vec<Invalid> {
@@ -32,12 +33,6 @@ pub fn validate(spec: &SystemSpec) -> Vec<Invalid> {
         at_least_one("node.card.chiplet.core.dma.queue_depth", c.core.dma.queue_depth.into());
         at_least_one("node.card.chiplet.core.queue_depth", c.core.queue_depth.into());
         at_least_one("node.card.chiplet.core.dma.max_outstanding", c.core.dma.max_outstanding.into());
-        at_least_one("node.card.chiplet.noc.columns", c.noc.columns.into());
-        at_least_one("node.card.chiplet.noc.rows", c.noc.rows.into());
-        at_least_one("node.card.chiplet.memory.stacks", c.memory.stacks.into());
-        at_least_one("node.card.chiplet.memory.channels_per_stack", c.memory.channels_per_stack.into());
-        at_least_one("node.card.chiplet.memory.pseudo_channels", c.memory.pseudo_channels.into());
-        at_least_one("node.card.chiplet.memory.bus_width_bits", c.memory.bus_width_bits.into());
     }
     pcie(&mut out, "node.host_link", &node.host_link);
     cpu_checks(&mut out, cpu);
@@ -151,12 +146,7 @@ fn chiplet_checks(out: &mut Vec<Invalid>, c: &ChipletSpec) {
             ));
         }
     }
-    if u64::from(c.noc.columns) * u64::from(c.noc.rows) < u64::from(c.cores) {
-        out.push(Invalid::new(
-            "node.card.chiplet.noc",
-            format!("a {}x{} mesh has too few routers for {} cores", c.noc.columns, c.noc.rows, c.cores),
-        ));
-    }
+    noc_checks(out, "node.card.chiplet.noc", &c.noc, Some(c.cores));
     if c.core.scratchpad.size.get() < 4096 {
         out.push(Invalid::new(
             "node.card.chiplet.core.scratchpad.size",
@@ -170,11 +160,21 @@ fn chiplet_checks(out: &mut Vec<Invalid>, c: &ChipletSpec) {
             format!("expected from 64 B up to the scratchpad size, found {}", dma.transaction_size),
         ));
     }
-    memory_checks(out, &c.memory);
+    memory_checks(out, "node.card.chiplet.memory", &c.memory);
 }
 
-fn memory_checks(out: &mut Vec<Invalid>, m: &MemorySpec) {
-    let path = "node.card.chiplet.memory";
+/// Checks of a chiplet's memory, whose fields sit under `path`.
+pub fn memory_checks(out: &mut Vec<Invalid>, path: &str, m: &MemorySpec) {
+    for (field, value) in [
+        ("stacks", m.stacks),
+        ("channels_per_stack", m.channels_per_stack),
+        ("pseudo_channels", m.pseudo_channels),
+        ("bus_width_bits", m.bus_width_bits),
+    ] {
+        if value == 0 {
+            out.push(Invalid::new(format!("{path}.{field}"), "expected at least 1, found 0"));
+        }
+    }
     if !m.page_size.get().is_power_of_two() {
         out.push(Invalid::new(format!("{path}.page_size"), format!("expected a power of two, found {}", m.page_size)));
     }
@@ -226,6 +226,72 @@ fn memory_checks(out: &mut Vec<Invalid>, m: &MemorySpec) {
                 "expected write_drain_low < write_drain_high <= write_queue, found {} < {} <= {}",
                 c.write_drain_low, c.write_drain_high, c.write_queue
             ),
+        ));
+    }
+}
+
+/// Checks of a network, whose fields sit under `path`; `cores`, when the
+/// network belongs to a chiplet, must each find a router.
+pub fn noc_checks(out: &mut Vec<Invalid>, path: &str, noc: &NocSpec, cores: Option<u32>) {
+    for (field, value) in [
+        ("columns", noc.columns),
+        ("rows", noc.rows),
+        ("router_latency_cycles", noc.router_latency_cycles),
+        ("link_latency_cycles", noc.link_latency_cycles),
+        ("virtual_channels", noc.virtual_channels),
+        ("buffer_flits", noc.buffer_flits),
+    ] {
+        if value == 0 {
+            out.push(Invalid::new(format!("{path}.{field}"), "expected at least 1, found 0"));
+        }
+    }
+    if noc.link_width.get() == 0 {
+        out.push(Invalid::new(format!("{path}.link_width"), "expected at least 1 B, found 0 B"));
+    }
+    if noc.topology == TopologyKind::Ring && noc.virtual_channels < 2 {
+        out.push(Invalid::new(
+            format!("{path}.virtual_channels"),
+            format!(
+                "a ring needs at least 2 virtual channels (one per side of its dateline), found {}",
+                noc.virtual_channels
+            ),
+        ));
+    }
+    let routers = u64::from(noc.columns) * u64::from(noc.rows);
+    if routers > 4096 {
+        out.push(Invalid::new(path, format!("expected at most 4096 routers, found {routers}")));
+        return;
+    }
+    let mut placed = |field: &str, list: &Option<Vec<u32>>, expected_len: Option<u32>| {
+        let Some(list) = list else { return };
+        if list.is_empty() {
+            out.push(Invalid::new(format!("{path}.{field}"), "expected at least one router"));
+        }
+        if let Some(&bad) = list.iter().find(|&&r| u64::from(r) >= routers) {
+            out.push(Invalid::new(
+                format!("{path}.{field}"),
+                format!(
+                    "router {bad} does not exist: a {}x{} network has routers 0 to {}",
+                    noc.columns,
+                    noc.rows,
+                    routers.saturating_sub(1)
+                ),
+            ));
+        }
+        if let Some(n) = expected_len.filter(|&n| n as usize != list.len()) {
+            out.push(Invalid::new(
+                format!("{path}.{field}"),
+                format!("expected one router per core ({n}), found {}", list.len()),
+            ));
+        }
+    };
+    placed("core_routers", &noc.core_routers, cores);
+    placed("memory_routers", &noc.memory_routers, None);
+    placed("sram_routers", &noc.sram_routers, None);
+    if let Some(cores) = cores.filter(|&c| u64::from(c) > routers && noc.core_routers.is_none()) {
+        out.push(Invalid::new(
+            path,
+            format!("a {}x{} network has too few routers for {cores} cores", noc.columns, noc.rows),
         ));
     }
 }

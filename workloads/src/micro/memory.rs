@@ -4,7 +4,7 @@
 
 use models::machine::{add_memory, memory_energy};
 use models::msg::{MemRequest, Msg};
-use models::spec::{MemoryModel, MemorySpec, SystemSpec};
+use models::spec::{MemoryModel, MemorySpec};
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 use serde::Serialize;
@@ -214,10 +214,8 @@ fn figures(stats: &sim_core::Stats, ps_per_unit: f64) -> LatencyFigures {
         .unwrap_or_default()
 }
 
-/// Drive chiplet 0's memory of `spec` with `source`.
-pub fn memory(spec: &SystemSpec, bench: MemoryBench, source: RequestSource) -> Result<MemoryRun, String> {
-    let card = spec.node.card.as_ref().ok_or_else(|| format!("hardware `{}` has no accelerator memory", spec.name))?;
-    let mem: &MemorySpec = &card.chiplet.memory;
+/// Drive the chiplet memory `mem` (of the hardware `name`) with `source`.
+pub fn memory(name: &str, mem: &MemorySpec, bench: MemoryBench, source: RequestSource) -> Result<MemoryRun, String> {
     if bench.request_bytes == 0 {
         return Err("requests must move at least one byte".into());
     }
@@ -258,7 +256,7 @@ pub fn memory(spec: &SystemSpec, bench: MemoryBench, source: RequestSource) -> R
     let dynamic: f64 = memory_energy(mem).iter().map(|a| value(&a.stat) as f64 * a.joules_per_unit).sum();
     let background = mem.energy.background_per_stack.watts() * mem.stacks as f64 * seconds;
     Ok(MemoryRun {
-        hardware: spec.name.clone(),
+        hardware: name.to_string(),
         model: format!("{:?}", bench.model).to_lowercase(),
         requests: g.issued,
         read_bytes: read,

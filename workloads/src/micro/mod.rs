@@ -4,8 +4,10 @@
 
 mod gemm;
 mod memory;
+mod noc;
 mod programs;
 
 pub use gemm::{GemmBench, GemmPlanFigures, GemmRun, gemm};
 pub use memory::{MemoryBench, MemoryRun, Pattern, RequestSource, memory};
+pub use noc::{LatencyCycles, NocBench, NocPattern, NocPoint, NocRun, noc};
 pub use programs::{EngineFigures, ProgramRun, core_target, run_programs};
