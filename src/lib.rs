@@ -43,7 +43,7 @@ enum Command {
         /// A preset name or a file.
         name: String,
     },
-    /// Microbenchmarks on one chiplet.
+    /// Microbenchmarks: a GEMM, a chiplet's memory or network, a collective over links.
     #[command(subcommand)]
     Micro(Micro),
     /// Assemble, check, run and encode hand-written NPU programs (isa/README.md).
@@ -67,6 +67,29 @@ enum Micro {
     Memory(MemoryArgs),
     /// One chiplet's network, cycle by cycle, under synthetic traffic: latency and accepted throughput.
     Noc(NocArgs),
+    /// One collective over devices, as transfers on the system's links: time and bus bandwidth.
+    Collective(CollectiveArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct CollectiveArgs {
+    /// Hardware: a preset name or a TOML file.
+    #[arg(long, default_value = models::presets::DEFAULT)]
+    hw: String,
+    /// allreduce, allgather, reducescatter or alltoall.
+    #[arg(long)]
+    op: String,
+    /// Buffer size as NCCL counts it: bytes (`268435456`) or with a unit (`256 MiB`).
+    #[arg(long)]
+    bytes: String,
+    /// Devices in ring order, e.g. `0,1,3,2` or `0-7`; by default the first card's chiplets.
+    #[arg(long)]
+    devices: Option<String>,
+    /// ring or tree (all-reduce); ring (all-gather, reduce-scatter); direct (all-to-all).
+    #[arg(long)]
+    algorithm: Option<String>,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -119,8 +142,8 @@ struct MemoryArgs {
     #[arg(long, default_value_t = 1.0)]
     read_ratio: f64,
     /// Bytes to move in all (patterns).
-    #[arg(long, default_value_t = 64 << 20)]
-    bytes: u64,
+    #[arg(long, default_value = "64 MiB")]
+    bytes: String,
     /// Bytes per request.
     #[arg(long, default_value_t = 64)]
     request_bytes: u64,
@@ -133,6 +156,10 @@ struct MemoryArgs {
     /// Replay a trace instead: one `<cycle> <hex address> <R|W>` per line.
     #[arg(long)]
     trace: Option<PathBuf>,
+    /// Do not simulate: write the pattern's requests to this file as a trace,
+    /// one every --interval-cycles (at least 1), for this or another simulator.
+    #[arg(long, conflicts_with = "trace")]
+    write_trace: Option<PathBuf>,
     /// Memory model: detailed (banks, FR-FCFS) or channel (the fast model of end-to-end runs).
     #[arg(long, default_value = "detailed")]
     model: String,
@@ -285,6 +312,7 @@ where
         Some(Command::Micro(Micro::Gemm(args))) => micro_gemm(args, &mut text),
         Some(Command::Micro(Micro::Memory(args))) => micro_memory(args, &mut text),
         Some(Command::Micro(Micro::Noc(args))) => micro_noc(args, &mut text),
+        Some(Command::Micro(Micro::Collective(args))) => micro_collective(args, &mut text),
         Some(Command::Asm(asm)) => assembly(asm, &mut text),
         Some(Command::Lower(args)) => lower(args, &mut text),
         Some(Command::Bench { events }) => {
@@ -483,7 +511,8 @@ fn micro_memory(args: MemoryArgs, text: &mut String) -> Result<(), Failure> {
                     return Err(Failure::Input(format!("--pattern {other}: expected sequential, random or strided")));
                 }
             };
-            RequestSource::Pattern { pattern, requests: args.bytes.div_ceil(args.request_bytes.max(1)) }
+            let bytes = parse_bytes(&args.bytes).map_err(|e| Failure::Input(format!("--bytes {}: {e}", args.bytes)))?;
+            RequestSource::Pattern { pattern, requests: bytes.div_ceil(args.request_bytes.max(1)) }
         }
     };
     let bench = MemoryBench {
@@ -494,6 +523,30 @@ fn micro_memory(args: MemoryArgs, text: &mut String) -> Result<(), Failure> {
         outstanding: args.outstanding,
         seed: args.seed,
     };
+    if let Some(path) = &args.write_trace {
+        let RequestSource::Pattern { pattern, requests } = source else {
+            return Err(Failure::Input("--write-trace writes a pattern, not a trace".into()));
+        };
+        let interval = args.interval_cycles.max(1);
+        let capacity = memory.capacity().get();
+        let made = workloads::micro::PatternRequests::new(
+            pattern,
+            requests,
+            args.request_bytes,
+            capacity,
+            args.read_ratio,
+            args.seed,
+        );
+        output::write_atomically_with(path, |w| {
+            for (i, (address, write)) in made.enumerate() {
+                let request = traces::memory::MemoryRequest { cycle: i as u64 * interval, address, write };
+                writeln!(w, "{request}")?;
+            }
+            Ok(())
+        })?;
+        text.push_str(&format!("wrote {requests} requests to {}\n", path.display()));
+        return Ok(());
+    }
     let run = workloads::micro::memory(&name, &memory, bench, source).map_err(Failure::Input)?;
     text.push_str(&if args.json { json(&run) } else { reports::micro::memory_summary(&run) });
     Ok(())
@@ -524,6 +577,67 @@ fn micro_noc(args: NocArgs, text: &mut String) -> Result<(), Failure> {
     let run = workloads::micro::noc(&input, &bench).map_err(Failure::Input)?;
     text.push_str(&if args.json { json(&run) } else { reports::micro::noc_summary(&run) });
     Ok(())
+}
+
+fn micro_collective(args: CollectiveArgs, text: &mut String) -> Result<(), Failure> {
+    use workloads::collective::{Algorithm, CollectiveOp};
+    let spec = inputs::hardware(&args.hw)?;
+    let op = match args.op.as_str() {
+        "allreduce" => CollectiveOp::AllReduce,
+        "allgather" => CollectiveOp::AllGather,
+        "reducescatter" => CollectiveOp::ReduceScatter,
+        "alltoall" => CollectiveOp::AllToAll,
+        other => {
+            return Err(Failure::Input(format!(
+                "--op {other}: expected allreduce, allgather, reducescatter or alltoall"
+            )));
+        }
+    };
+    let algorithm = match args.algorithm.as_deref() {
+        None => None,
+        Some("ring") => Some(Algorithm::Ring),
+        Some("tree") => Some(Algorithm::Tree),
+        Some("direct") => Some(Algorithm::Direct),
+        Some(other) => return Err(Failure::Input(format!("--algorithm {other}: expected ring, tree or direct"))),
+    };
+    let bytes = parse_bytes(&args.bytes).map_err(|e| Failure::Input(format!("--bytes {}: {e}", args.bytes)))?;
+    let devices = args
+        .devices
+        .as_deref()
+        .map(parse_devices)
+        .transpose()
+        .map_err(|e| Failure::Input(format!("--devices: {e}")))?;
+    let bench = workloads::micro::CollectiveBench { op, algorithm, bytes, devices };
+    let run = workloads::micro::collective(&spec, &bench).map_err(Failure::Input)?;
+    text.push_str(&if args.json { json(&run) } else { reports::micro::collective_summary(&run) });
+    Ok(())
+}
+
+/// A byte count: a plain number of bytes, or a quantity with its unit.
+fn parse_bytes(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<u64>() {
+        Ok(n) => Ok(n),
+        Err(_) => text.parse::<models::units::Bytes>().map(|b| b.get()).map_err(|e| e.to_string()),
+    }
+}
+
+/// Device indices: a comma-separated list of numbers and `a-b` ranges.
+fn parse_devices(text: &str) -> Result<Vec<u32>, String> {
+    let number = |s: &str| s.trim().parse::<u32>().map_err(|_| format!("`{s}` is not a device index"));
+    let mut out = Vec::new();
+    for item in text.split(',') {
+        match item.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (number(a)?, number(b)?);
+                if a > b {
+                    return Err(format!("the range `{item}` runs backwards"));
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(number(item)?),
+        }
+    }
+    Ok(out)
 }
 
 fn json<T: serde::Serialize>(value: &T) -> String {

@@ -11,13 +11,25 @@ pub fn write_atomically(path: &Path, contents: &str) -> Result<(), Failure> {
 }
 
 pub fn write_bytes_atomically(path: &Path, contents: &[u8]) -> Result<(), Failure> {
+    write_atomically_with(path, |w| w.write_all(contents))
+}
+
+/// Stream a file's contents through `write`, then move it into place whole.
+pub fn write_atomically_with(
+    path: &Path,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> Result<(), Failure> {
     let fail = |what: &str, e: std::io::Error| Failure::Io(format!("{}: cannot {what}: {e}", path.display()));
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("output");
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let mut file = std::fs::File::create(&tmp).map_err(|e| fail("create a temporary file", e))?;
-    file.write_all(contents).map_err(|e| fail("write", e))?;
-    file.sync_all().map_err(|e| fail("flush", e))?;
+    let file = std::fs::File::create(&tmp).map_err(|e| fail("create a temporary file", e))?;
+    let mut out = std::io::BufWriter::new(file);
+    let written = write(&mut out).and_then(|()| out.flush()).and_then(|()| out.get_ref().sync_all());
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(fail("write", e));
+    }
     std::fs::rename(&tmp, path).map_err(|e| fail("move into place", e))
 }
 

@@ -176,8 +176,10 @@ pub fn build_with(spec: &SystemSpec, builder: &mut SystemBuilder<Msg>, options: 
         );
 
         if let (Some(net), Some(ns)) = (network, &spec.network) {
-            let half = Time::from_ps(ns.latency.time().as_ps() / 2);
-            let pj = ns.energy_per_bit.pj_per_bit();
+            // Out through the NIC and the switches; in through the far NIC.
+            let out = ns.latency() - ns.nic_latency.time();
+            // A bit crosses both links: each charges half its energy.
+            let pj = ns.energy_per_bit.pj_per_bit() / 2.0;
             add_link(
                 builder,
                 &mut fabric,
@@ -185,7 +187,7 @@ pub fn build_with(spec: &SystemSpec, builder: &mut SystemBuilder<Msg>, options: 
                 format!("node{n}.network.out"),
                 "link.network",
                 ns.bandwidth,
-                half,
+                out,
                 pj,
                 switch,
                 net,
@@ -197,7 +199,7 @@ pub fn build_with(spec: &SystemSpec, builder: &mut SystemBuilder<Msg>, options: 
                 format!("node{n}.network.in"),
                 "link.network",
                 ns.bandwidth,
-                ns.latency.time() - half,
+                ns.nic_latency.time(),
                 pj,
                 net,
                 switch,

@@ -7,6 +7,7 @@
 //! ([`Report::to_json`], schema in `reports/README.md`). This crate computes
 //! and formats; it never runs simulations and never writes files.
 
+pub mod components;
 pub mod metrics;
 pub mod micro;
 mod report;

@@ -2,7 +2,7 @@
 //! chiplet, its memory, its network, and collectives over a system's links.
 
 use std::fmt::Write;
-use workloads::micro::{GemmRun, MemoryRun, NocRun, ProgramRun};
+use workloads::micro::{CollectiveRun, GemmRun, MemoryRun, NocRun, ProgramRun};
 
 fn engines(s: &mut String, r: &ProgramRun) {
     let busy: Vec<String> = r.engines.busy_fraction.iter().map(|(k, v)| format!("{k} {:.1}%", v * 100.0)).collect();
@@ -196,5 +196,51 @@ pub fn noc_summary(r: &NocRun) -> String {
         r.max_accepted,
         per_node(r.max_accepted)
     );
+    s
+}
+
+pub fn collective_summary(r: &CollectiveRun) -> String {
+    let mut s = String::new();
+    let devices: Vec<String> = r.devices.iter().map(u32::to_string).collect();
+    let _ = writeln!(
+        s,
+        "{:?} ({:?}) of {:.2} MB over devices {} of {}: {} transfers",
+        r.op,
+        r.algorithm,
+        r.bytes as f64 / 1e6,
+        devices.join(","),
+        r.hardware,
+        r.transfers
+    );
+    let _ = writeln!(s, "  time                {:.3} us", r.seconds * 1e6);
+    let _ = writeln!(
+        s,
+        "  bandwidth           algorithm {:.1} GB/s, bus {:.1} GB/s",
+        r.algorithm_bandwidth_bytes_per_s / 1e9,
+        r.bus_bandwidth_bytes_per_s / 1e9
+    );
+    let _ = writeln!(
+        s,
+        "  bound               {:.3} us at the slowest link's {:.1} GB/s: the run takes {:.1}% longer",
+        r.lower_bound_seconds * 1e6,
+        r.link_bandwidth_bytes_per_s / 1e9,
+        100.0 * (r.seconds / r.lower_bound_seconds - 1.0)
+    );
+    let mut links = r.links.clone();
+    links.sort_by(|a, b| b.busy_fraction.total_cmp(&a.busy_fraction).then(a.path.cmp(&b.path)));
+    for l in links.iter().take(8) {
+        let _ = writeln!(
+            s,
+            "  link {:<32} {:>10.2} MB, busy {:.1}%",
+            l.path,
+            l.bytes as f64 / 1e6,
+            l.busy_fraction * 100.0
+        );
+    }
+    if links.len() > 8 {
+        let _ = writeln!(s, "  ... and {} more links (--json lists them all)", links.len() - 8);
+    }
+    let _ =
+        writeln!(s, "  (communication only: the reductions' arithmetic is not simulated here; {} events)", r.events);
     s
 }

@@ -1,6 +1,7 @@
 //! The run report: one JSON object with a stable, versioned schema
 //! (documented in reports/README.md), built from a run's result.
 
+use crate::components::Components;
 use crate::metrics::{Bottleneck, Distribution, bottleneck, sum_stat, utilization, utilization_max};
 use isa::Dtype;
 use serde::Serialize;
@@ -34,6 +35,8 @@ pub struct Report {
     pub bottleneck: Option<Bottleneck>,
     pub traffic_bytes: BTreeMap<String, u64>,
     pub memory_per_chiplet_bytes: MemoryPerChiplet,
+    /// Every link, memory channel and on-chip network, with busy time and bytes.
+    pub components: Components,
     pub events: u64,
     pub wall_seconds: f64,
 }
@@ -207,6 +210,7 @@ impl Report {
                 kv_cache: r.memory.kv_cache,
                 capacity: r.memory.capacity,
             },
+            components: Components::of(&r.stats, r.simulated),
             events: r.events,
             wall_seconds,
         }

@@ -98,6 +98,7 @@ pub fn summary(r: &Report) -> String {
         .map(|(k, v)| format!("{k} {}/{}", percent(*v), percent(r.utilization_max.get(k).copied().unwrap_or(0.0))))
         .collect();
     let _ = writeln!(s, "  utilisation        {} (mean/busiest)", util.join(" | "));
+    hot_spots(&mut s, r);
     let mut parts: Vec<(&String, &f64)> = r.energy_j.breakdown.iter().collect();
     parts.sort_by(|a, b| b.1.total_cmp(a.1).then(a.0.cmp(b.0)));
     let parts: Vec<String> = parts
@@ -108,6 +109,46 @@ pub fn summary(r: &Report) -> String {
     let _ = writeln!(s, "  energy breakdown   {}", parts.join(" | "));
     let _ = writeln!(s, "  ({} events in {:.2} s of wall time)", grouped(r.events as f64), r.wall_seconds);
     s
+}
+
+/// The busiest memory channel, on-chip link and chip-to-chip link.
+fn hot_spots(s: &mut String, r: &Report) {
+    let c = &r.components;
+    let channel = c
+        .memories
+        .iter()
+        .flat_map(|m| m.channel_busy_fraction.iter().enumerate().map(move |(i, b)| (*b, &m.path, i)))
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    if let Some((busy, path, i)) = channel {
+        let least = c.memories.iter().flat_map(|m| m.channel_busy_fraction.iter().copied()).fold(f64::MAX, f64::min);
+        let _ = writeln!(
+            s,
+            "  memory channels    busiest {path} channel {i} {} (least busy {})",
+            percent(busy),
+            percent(least)
+        );
+    }
+    let noc = c.networks.iter().max_by(|a, b| a.link_busy_max.total_cmp(&b.link_busy_max));
+    if let Some(n) = noc {
+        let link = n.busiest_link.map_or(String::new(), |(a, b)| format!(" link {a}->{b}"));
+        let _ = writeln!(
+            s,
+            "  on-chip network    busiest {}{link} {}; links {} busy on average",
+            n.path,
+            percent(n.link_busy_max),
+            percent(c.networks.iter().map(|n| n.link_busy_mean).sum::<f64>() / c.networks.len() as f64)
+        );
+    }
+    if let Some(l) = c.links.iter().filter(|l| l.bytes > 0).max_by(|a, b| a.busy_fraction.total_cmp(&b.busy_fraction)) {
+        let _ = writeln!(
+            s,
+            "  chip-to-chip       busiest {} ({}) {}, {:.1} MB",
+            l.path,
+            l.class,
+            percent(l.busy_fraction),
+            l.bytes as f64 / 1e6
+        );
+    }
 }
 
 #[cfg(test)]

@@ -159,3 +159,25 @@ fn timing_presets_resolve_and_overrides_win() {
     .unwrap_err();
     assert!(e.to_string().contains("timing.preset"), "{e}");
 }
+
+#[test]
+fn a_written_trace_replays_as_the_pattern_it_came_from() {
+    let dir = npusim_tests::scratch("trace");
+    let trace = dir.join("random.trace");
+    let trace = trace.to_str().expect("utf-8");
+    let args = |extra: &[&str]| -> Vec<String> {
+        let common = ["micro", "memory", "--hw", "rebel-quad", "--pattern", "random", "--read-ratio", "0.7"];
+        let sizes = ["--bytes", "256 KiB", "--interval-cycles", "3", "--seed", "9"];
+        common.iter().chain(&sizes).chain(extra).map(|s| s.to_string()).collect()
+    };
+    let run = |args: Vec<String>| npusim_tests::npusim(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let wrote = run(args(&["--write-trace", trace]));
+    assert_eq!(wrote.status, 0, "{}", wrote.stderr);
+    let text = std::fs::read_to_string(trace).expect("the trace was written");
+    assert_eq!(text.lines().count(), 4096);
+    assert!(text.lines().any(|l| l.ends_with(" W")) && text.starts_with("0 0x"));
+    let direct = run(args(&["--json"]));
+    let replay = npusim_tests::npusim(&["micro", "memory", "--hw", "rebel-quad", "--trace", trace, "--json"]);
+    assert_eq!((direct.status, replay.status), (0, 0), "{}{}", direct.stderr, replay.stderr);
+    assert_eq!(direct.stdout, replay.stdout);
+}

@@ -67,6 +67,35 @@ fn the_energy_breakdown_adds_up_and_tokens_are_all_counted() {
 }
 
 #[test]
+fn the_report_accounts_for_every_memory_channel_and_link() {
+    let (hw, w) = (hardware("sovereign-node"), axk1_decode(1));
+    let report = Report::new(&workloads::run(&hw, &w, 3).unwrap(), 0.0);
+    let c = &report.components;
+    // Every chiplet's memory, channel by channel, adds up to the traffic.
+    assert_eq!(c.memories.len(), 32);
+    let channel_bytes: u64 = c.memories.iter().flat_map(|m| &m.channel_bytes).sum();
+    assert_eq!(channel_bytes, report.traffic_bytes["hbm_read"] + report.traffic_bytes["hbm_write"]);
+    assert!(c.memories.iter().all(|m| m.channel_bytes.len() == 32 && m.channel_busy_fraction.len() == 32));
+    // Every link, one by one, adds up to its class's traffic.
+    for (class, key) in [("link.d2d", "d2d"), ("link.pcie", "pcie")] {
+        let bytes: u64 = c.links.iter().filter(|l| l.class == class).map(|l| l.bytes).sum();
+        assert_eq!(bytes, report.traffic_bytes[key], "{class}");
+    }
+    // Every chiplet's network carried what its memory moved, and more (activations between cores).
+    assert_eq!(c.networks.len(), 32);
+    for (n, m) in c.networks.iter().zip(&c.memories) {
+        assert!(n.bytes >= m.read_bytes + m.write_bytes, "{} carried {} B", n.path, n.bytes);
+        assert!(n.link_busy_max >= n.link_busy_mean && n.link_busy_max <= 1.0);
+    }
+    let fractions = c
+        .links
+        .iter()
+        .map(|l| l.busy_fraction)
+        .chain(c.memories.iter().flat_map(|m| m.channel_busy_fraction.iter().copied()));
+    assert!(fractions.into_iter().all(|f| (0.0..=1.0).contains(&f)));
+}
+
+#[test]
 fn sampling_on_the_device_sends_only_the_candidates_to_the_host() {
     let hw = hardware("sovereign-node");
     let mut host = axk1_decode(1);

@@ -19,6 +19,13 @@ pub struct MemoryRequest {
     pub write: bool,
 }
 
+impl fmt::Display for MemoryRequest {
+    /// The request as a trace line, without its newline.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} 0x{:x} {}", self.cycle, self.address, if self.write { 'W' } else { 'R' })
+    }
+}
+
 /// A line that is not a request, with where it is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TraceError {
@@ -72,10 +79,24 @@ pub fn parse_line(text: &str, line: usize) -> Result<Option<MemoryRequest>, Trac
     Ok(Some(MemoryRequest { cycle, address, write }))
 }
 
-/// The requests of a trace, read lazily so that traces of any length stream through.
+/// The requests of a trace, read lazily so that traces of any length stream
+/// through. Requests come in time order: a cycle before the previous
+/// request's is an error.
 pub fn read(reader: impl BufRead) -> impl Iterator<Item = Result<MemoryRequest, TraceError>> {
-    reader.lines().enumerate().filter_map(|(i, line)| match line {
-        Ok(text) => parse_line(&text, i + 1).transpose(),
+    let mut last = 0u64;
+    reader.lines().enumerate().filter_map(move |(i, line)| match line {
+        Ok(text) => match parse_line(&text, i + 1).transpose()? {
+            Ok(r) if r.cycle < last => Some(Err(TraceError {
+                line: i + 1,
+                column: text.len() - text.trim_start().len() + 1,
+                message: format!("cycle {} comes before the previous request's cycle {last}", r.cycle),
+            })),
+            Ok(r) => {
+                last = r.cycle;
+                Some(Ok(r))
+            }
+            Err(e) => Some(Err(e)),
+        },
         Err(e) => Some(Err(TraceError { line: i + 1, column: 1, message: format!("cannot read the line: {e}") })),
     })
 }
@@ -98,11 +119,21 @@ mod tests {
     }
 
     #[test]
+    fn requests_print_as_the_lines_they_come_from() {
+        let r = MemoryRequest { cycle: 42, address: 0xbeef00, write: true };
+        assert_eq!(r.to_string(), "42 0xbeef00 W");
+        assert_eq!(parse_line(&r.to_string(), 1).unwrap(), Some(r));
+    }
+
+    #[test]
     fn bad_lines_say_where() {
         let e = read("0 0x40 R\n5 0xzz R\n".as_bytes()).nth(1).unwrap().unwrap_err();
         assert_eq!((e.line, e.column), (2, 3));
         let e = parse_line("1 0x40 X", 7).unwrap_err();
         assert_eq!((e.line, e.column), (7, 8));
         assert!(parse_line("1 2", 1).is_err());
+        let e = read("9 0x40 R\n  5 0x80 R\n".as_bytes()).nth(1).unwrap().unwrap_err();
+        assert_eq!((e.line, e.column), (2, 3));
+        assert!(e.message.contains("before"), "{e}");
     }
 }

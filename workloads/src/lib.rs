@@ -20,6 +20,7 @@
 //! ```
 
 pub mod build;
+pub mod collective;
 pub mod graph;
 pub mod inspect;
 pub mod kernels;

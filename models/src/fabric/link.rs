@@ -35,6 +35,10 @@ impl Link {
             chunks: 0,
         }
     }
+
+    pub fn bandwidth(&self) -> Bandwidth {
+        self.cfg.bandwidth
+    }
 }
 
 impl Component<Msg> for Link {

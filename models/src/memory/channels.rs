@@ -195,8 +195,12 @@ impl Component<Msg> for ChannelMemory {
             .count("actions.activate", "row activations (one per page streamed)", self.activates)
             .count("actions.refresh", "all-bank refreshes, per channel", refreshes)
             .distribution("latency", Unit::Picoseconds, "request latency, arrival to data", &self.latency);
-        for (c, bytes) in self.per_channel.iter().enumerate() {
-            stats = stats.bytes(format!("channel{c}.bytes"), "bytes moved on this channel", *bytes);
+        for (c, (bytes, busy)) in self.per_channel.iter().zip(&self.busy).enumerate() {
+            stats = stats.bytes(format!("channel{c}.bytes"), "bytes moved on this channel", *bytes).time(
+                format!("channel{c}.busy"),
+                "time this channel spent moving data",
+                busy.total_until(now),
+            );
         }
         stats
     }

@@ -62,13 +62,28 @@ pub struct PeerLinkSpec {
     pub energy_per_bit: EnergyPerBit,
 }
 
-/// The scale-out network between nodes.
+/// The scale-out network between nodes: each node's interfaces (NICs) into
+/// a switched fabric whose core is non-blocking, so contention is at the
+/// nodes' interfaces.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkSpec {
     /// Data rate of one node's network interfaces together, in each direction.
     pub bandwidth: Bandwidth,
-    /// One-way latency from one node to another, switches included.
-    pub latency: Duration,
+    /// Latency of a network interface, paid at each end.
+    pub nic_latency: Duration,
+    /// Switches between any two nodes: 1 for a single switch, 3 for leaf-spine.
+    pub hops: u32,
+    /// Latency through one switch.
+    pub switch_latency: Duration,
+    /// Energy per bit moved from one node to another, interfaces and switches included.
     pub energy_per_bit: EnergyPerBit,
+}
+
+impl NetworkSpec {
+    /// One-way latency from one node to another.
+    pub fn latency(&self) -> sim_core::Time {
+        let switches = sim_core::Time::from_ps(self.switch_latency.time().as_ps() * self.hops as u64);
+        self.nic_latency.time() + switches + self.nic_latency.time()
+    }
 }

@@ -86,14 +86,65 @@ pub struct LatencyFigures {
     pub p99: f64,
 }
 
+/// The requests of a pattern: each one's address and whether it writes.
+#[derive(Debug)]
+pub struct PatternRequests {
+    pattern: Pattern,
+    requests: u64,
+    request_bytes: u64,
+    capacity: u64,
+    read_ratio: f64,
+    rng: Xoshiro256PlusPlus,
+    made: u64,
+}
+
+impl PatternRequests {
+    /// `requests` requests of `request_bytes` over a memory of `capacity` bytes.
+    pub fn new(pattern: Pattern, requests: u64, request_bytes: u64, capacity: u64, read_ratio: f64, seed: u64) -> Self {
+        PatternRequests {
+            pattern,
+            requests,
+            request_bytes: request_bytes.max(1),
+            capacity: capacity.max(request_bytes).max(1),
+            read_ratio,
+            rng: Xoshiro256PlusPlus::seed_from_u64(seed),
+            made: 0,
+        }
+    }
+}
+
+impl Iterator for PatternRequests {
+    type Item = (u64, bool);
+
+    fn next(&mut self) -> Option<(u64, bool)> {
+        if self.made >= self.requests {
+            return None;
+        }
+        let size = self.request_bytes;
+        let address = match self.pattern {
+            Pattern::Sequential => self.made * size,
+            Pattern::Random => self.rng.random_range(0..(self.capacity / size).max(1)) * size,
+            Pattern::Strided { stride } => self.made * stride,
+        } % self.capacity;
+        let write = self.rng.random_range(0.0..1.0) >= self.read_ratio;
+        self.made += 1;
+        Some((address, write))
+    }
+}
+
+/// Where the generator's requests come from.
+enum Source {
+    Pattern(PatternRequests),
+    Trace(Box<dyn Iterator<Item = Result<(u64, u64, bool), String>>>),
+}
+
 /// Issues requests and counts replies.
 struct Generator {
     memory: ComponentId,
     bench: MemoryBench,
-    source: RequestSource,
+    source: Source,
     tck: Time,
     capacity: u64,
-    rng: Xoshiro256PlusPlus,
     issued: u64,
     completed: u64,
     error: Option<String>,
@@ -103,21 +154,12 @@ impl Generator {
     /// The next request: when (memory cycle, for open loops), where, and whether it writes.
     fn next_request(&mut self) -> Option<(Option<u64>, u64, bool)> {
         match &mut self.source {
-            RequestSource::Pattern { pattern, requests } => {
-                if self.issued >= *requests {
-                    return None;
-                }
-                let size = self.bench.request_bytes;
-                let address = match *pattern {
-                    Pattern::Sequential => self.issued * size,
-                    Pattern::Random => self.rng.random_range(0..(self.capacity / size).max(1)) * size,
-                    Pattern::Strided { stride } => self.issued * stride,
-                } % self.capacity;
-                let write = self.rng.random_range(0.0..1.0) >= self.bench.read_ratio;
+            Source::Pattern(requests) => {
+                let (address, write) = requests.next()?;
                 let at = (self.bench.interval_cycles > 0).then(|| self.issued * self.bench.interval_cycles);
                 Some((at, address, write))
             }
-            RequestSource::Trace(lines) => match lines.next()? {
+            Source::Trace(lines) => match lines.next()? {
                 Ok((cycle, address, write)) => Some((Some(cycle), address % self.capacity, write)),
                 Err(e) => {
                     self.error = Some(e);
@@ -171,7 +213,7 @@ impl Component<Msg> for Generator {
     }
 
     fn handle(&mut self, msg: Msg, ctx: &mut Ctx<'_, Msg>) {
-        let closed = matches!(self.source, RequestSource::Pattern { .. }) && self.bench.interval_cycles == 0;
+        let closed = matches!(self.source, Source::Pattern(_)) && self.bench.interval_cycles == 0;
         match msg {
             Msg::Wake { .. } => {
                 if closed {
@@ -222,19 +264,21 @@ pub fn memory(name: &str, mem: &MemorySpec, bench: MemoryBench, source: RequestS
     let timing = mem.timing.resolve()?;
     let mut builder: SystemBuilder<Msg> = SystemBuilder::new();
     let memory = add_memory(&mut builder, "memory", mem, bench.model);
+    let capacity = mem.capacity().get().max(bench.request_bytes);
+    let source = match source {
+        RequestSource::Pattern { pattern, requests } => Source::Pattern(PatternRequests::new(
+            pattern,
+            requests,
+            bench.request_bytes,
+            capacity,
+            bench.read_ratio,
+            bench.seed,
+        )),
+        RequestSource::Trace(lines) => Source::Trace(lines),
+    };
     let generator = builder.add(
         "generator",
-        Generator {
-            memory,
-            bench,
-            source,
-            tck: timing.t_ck,
-            capacity: mem.capacity().get().max(bench.request_bytes),
-            rng: Xoshiro256PlusPlus::seed_from_u64(bench.seed),
-            issued: 0,
-            completed: 0,
-            error: None,
-        },
+        Generator { memory, bench, source, tck: timing.t_ck, capacity, issued: 0, completed: 0, error: None },
     );
     builder.post(Time::ZERO, generator, Msg::Wake { token: 0 });
     let mut system = builder.build().map_err(|e| e.to_string())?;

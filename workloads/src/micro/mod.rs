@@ -2,12 +2,15 @@
 //! hand-written programs, the memory system, the mesh and the collectives,
 //! each on the smallest part of a system that shows it.
 
+mod collective;
+mod driver;
 mod gemm;
 mod memory;
 mod noc;
 mod programs;
 
+pub use collective::{CollectiveBench, CollectiveRun, LinkUse, collective};
 pub use gemm::{GemmBench, GemmPlanFigures, GemmRun, gemm};
-pub use memory::{MemoryBench, MemoryRun, Pattern, RequestSource, memory};
+pub use memory::{MemoryBench, MemoryRun, Pattern, PatternRequests, RequestSource, memory};
 pub use noc::{LatencyCycles, NocBench, NocPattern, NocPoint, NocRun, noc};
 pub use programs::{EngineFigures, ProgramRun, core_target, run_programs};

@@ -1,6 +1,7 @@
 //! Hand-written (or lowered) programs run on one chiplet's cores through the
 //! whole machine (sequencer, cores, memory), with the figures an architect checks.
 
+use super::driver::Driver;
 use crate::kernels::CoreTarget;
 use isa::Program;
 use models::machine::{self, Options};
@@ -8,34 +9,9 @@ use models::msg::Msg;
 use models::npu::{CommandKind, CommandList, Core, PreparedProgram};
 use models::spec::SystemSpec;
 use serde::Serialize;
-use sim_core::{Component, ComponentId, ComponentStats, Ctx, SystemBuilder, Time};
+use sim_core::{ComponentStats, SystemBuilder, Time};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-
-/// Posts one command list to a sequencer and notes when it is done.
-#[derive(Debug)]
-struct Driver {
-    sequencer: ComponentId,
-    list: Option<Arc<CommandList>>,
-    done: Option<Time>,
-}
-
-impl Component<Msg> for Driver {
-    fn kind(&self) -> &'static str {
-        "host.driver"
-    }
-    fn handle(&mut self, msg: Msg, ctx: &mut Ctx<'_, Msg>) {
-        match msg {
-            Msg::Wake { .. } => {
-                if let Some(list) = self.list.take() {
-                    ctx.send(self.sequencer, Time::ZERO, Msg::RunCommands { list, reply_to: ctx.me(), token: 0 });
-                }
-            }
-            Msg::Done { .. } => self.done = Some(ctx.now()),
-            _ => {}
-        }
-    }
-}
 
 /// Chiplet figures needed to lower kernels for it.
 pub fn core_target(spec: &SystemSpec, cores: Option<u32>) -> Result<CoreTarget, String> {
@@ -106,13 +82,9 @@ pub fn run_programs(spec: &SystemSpec, programs: &[(u32, Program)], compute_only
         machine::build_with(spec, &mut builder, Options { compute_only, memory_model: spec.simulation.memory_model });
     let device = &m.devices[0];
     let driver = m.hosts[0].runtime;
-    builder
-        .place(driver, Driver { sequencer: device.sequencer, list: Some(Arc::new(list)), done: None })
-        .map_err(|e| e.to_string())?;
+    builder.place(driver, Driver::new(vec![(device.sequencer, Arc::new(list))])).map_err(|e| e.to_string())?;
     for host in &m.hosts[1..] {
-        builder
-            .place(host.runtime, Driver { sequencer: device.sequencer, list: None, done: None })
-            .map_err(|e| e.to_string())?;
+        builder.place(host.runtime, Driver::new(vec![])).map_err(|e| e.to_string())?;
     }
     builder.post(Time::ZERO, driver, Msg::Wake { token: 0 });
     let mut system = builder.build().map_err(|e| e.to_string())?;

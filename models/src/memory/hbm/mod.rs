@@ -609,7 +609,11 @@ impl Component<Msg> for Hbm {
             .count("row_conflicts", "accesses that closed another row first", sum(|c| c.conflicts))
             .distribution("latency", Unit::Picoseconds, "read latency, arrival to last data", &self.latency);
         for (c, channel) in self.channels.iter().enumerate() {
-            stats = stats.bytes(format!("channel{c}.bytes"), "bytes moved on this pseudo-channel", channel.bytes);
+            stats = stats.bytes(format!("channel{c}.bytes"), "bytes moved on this pseudo-channel", channel.bytes).time(
+                format!("channel{c}.busy"),
+                "data-bus time of this pseudo-channel",
+                channel.busy.total_until(now),
+            );
         }
         stats
     }
