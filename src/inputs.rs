@@ -10,6 +10,10 @@ use workloads::Workload;
 pub enum Kind {
     Hardware,
     Workload,
+    /// A minimal spec of one chiplet's memory.
+    Memory,
+    /// A minimal spec of one network.
+    Noc,
 }
 
 fn read(path: &str) -> Result<String, Failure> {
@@ -61,12 +65,21 @@ pub fn workload(arg: &str) -> Result<Workload, Failure> {
     workloads::load_workload(arg, &read(arg)?).map_err(Failure::from)
 }
 
-/// Guess whether a file is a workload (it has `scenario` or `model` at the
-/// top) or a hardware spec; a file that does not parse is treated as hardware,
-/// whose loader then reports the syntax error.
+/// Guess what a file holds from its top-level keys: a workload (`scenario`
+/// or `model`), a minimal memory or network spec (`memory` or `noc`, no
+/// `node`), or else a hardware spec; a file that does not parse is treated as
+/// hardware, whose loader then reports the syntax error.
 pub fn kind_of(path: &str) -> Result<Kind, Failure> {
     let text = read(path)?;
-    let workload =
-        toml::from_str::<toml::Table>(&text).is_ok_and(|t| t.contains_key("scenario") || t.contains_key("model"));
-    Ok(if workload { Kind::Workload } else { Kind::Hardware })
+    let Ok(table) = toml::from_str::<toml::Table>(&text) else { return Ok(Kind::Hardware) };
+    let has = |key: &str| table.contains_key(key);
+    Ok(if has("scenario") || has("model") {
+        Kind::Workload
+    } else if has("memory") && !has("node") {
+        Kind::Memory
+    } else if has("noc") && !has("node") {
+        Kind::Noc
+    } else {
+        Kind::Hardware
+    })
 }

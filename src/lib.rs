@@ -392,6 +392,14 @@ fn validate(file: &str, kind: Option<Kind>, text: &mut String) -> Result<(), Fai
             let w = inputs::workload(file)?;
             let _ = writeln!(text, "{file}: a valid workload (`{}`, model `{}`)", w.spec.name, w.model.name);
         }
+        Kind::Memory => {
+            let (name, _) = inputs::memory(file)?;
+            let _ = writeln!(text, "{file}: a valid memory spec (`{name}`)");
+        }
+        Kind::Noc => {
+            let noc = inputs::noc(file)?;
+            let _ = writeln!(text, "{file}: a valid network spec (`{}`, {} routers)", noc.name, noc.noc.routers());
+        }
     }
     Ok(())
 }

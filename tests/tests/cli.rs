@@ -129,3 +129,23 @@ fn bench_prints_events_per_second() {
     assert_eq!(out.status, 0);
     assert!(out.stdout.contains("million events/s"), "{}", out.stdout);
 }
+
+/// The minimal memory spec models/README.md shows runs as shown.
+#[test]
+fn the_documented_minimal_memory_spec_runs() {
+    let readme = include_str!("../../models/README.md");
+    let start = readme.find("```toml\n").expect("a toml example") + "```toml\n".len();
+    let example = &readme[start..start + readme[start..].find("```").expect("closed")];
+    assert!(example.contains("[memory]"));
+    let path = npusim_tests::file("one-stack.toml", example);
+    let out = npusim(&["micro", "memory", "--hw", &path, "--bytes", "1 MiB", "--json"]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let run: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    assert_eq!(run["hardware"], "one-hbm3e-stack");
+    assert_eq!(run["read_bytes"], 1 << 20);
+    let broken = example.replace("stacks = 1", "stacks = \"one\"");
+    let path = npusim_tests::file("broken.toml", &broken);
+    let out = npusim(&["micro", "memory", "--hw", &path]);
+    assert_eq!(out.status, 2);
+    assert!(out.stderr.contains("memory.stacks"), "{}", out.stderr);
+}

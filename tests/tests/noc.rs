@@ -125,3 +125,20 @@ fn a_minimal_ring_spec_runs_without_deadlock() {
     assert_eq!(out.status, 2);
     assert!(out.stderr.contains("noc.virtual_channels") && out.stderr.contains("dateline"), "{}", out.stderr);
 }
+
+#[test]
+fn a_card_s_chiplets_join_into_one_mesh_over_their_die_to_die_links() {
+    let input = rebel();
+    let joined =
+        noc(&input, &NocBench { rate: 0.01, joined: true, ..NocBench::new(NocPattern::Uniform) }).expect("runs");
+    let alone = noc(&input, &NocBench { rate: 0.01, ..NocBench::new(NocPattern::Uniform) }).expect("runs");
+    assert_eq!((joined.chiplets, joined.nodes, joined.topology.as_str()), (4, 256, "16x16 mesh"));
+    // Packets that cross a chiplet edge pay the die-to-die latency, 11 ns at the mesh clock.
+    assert!(joined.zero_load_latency_cycles > alone.zero_load_latency_cycles + 0.5 * 21.0);
+    let p = &joined.points[0];
+    assert!(!p.saturated);
+    let within = (p.latency_cycles.mean - joined.zero_load_latency_cycles).abs() / joined.zero_load_latency_cycles;
+    assert!(within < 0.05, "{} cycles against {} at zero load", p.latency_cycles.mean, joined.zero_load_latency_cycles);
+    // The die-to-die links, slower than the mesh's, bound uniform traffic lower.
+    assert!(joined.ideal_saturation < alone.ideal_saturation / 2.0);
+}
