@@ -11,7 +11,7 @@ use crate::fabric::{Endpoint, Link, LinkConfig, Routes, RoutesBuilder};
 use crate::memory::{ChannelMemory, ChannelMemoryConfig, Hbm, HbmConfig, Refresh};
 use crate::msg::Msg;
 use crate::noc::{Attachment, TransactionNetwork, TransactionNetworkConfig};
-use crate::npu::{Core, CoreConfig, MatrixShape, Sequencer, SequencerConfig, VectorShape};
+use crate::npu::{ComputeMemo, Core, CoreConfig, MatrixShape, Sequencer, SequencerConfig, VectorShape};
 use crate::spec::{CardSpec, ChipletSpec, D2dTopology, MemoryModel, MemorySpec, SystemSpec};
 use crate::units::Bandwidth;
 use isa::Dtype;
@@ -27,6 +27,8 @@ pub struct DeviceIds {
     pub sequencer: ComponentId,
     pub cores: Vec<ComponentId>,
     pub memory: ComponentId,
+    pub shared: ComponentId,
+    pub network: ComponentId,
 }
 
 /// The components of one node's host.
@@ -62,6 +64,26 @@ pub struct Options {
     pub compute_only: bool,
     /// The device-memory model (the spec's `simulation.memory_model` by default).
     pub memory_model: MemoryModel,
+}
+
+/// Register the components of one chiplet of `spec` alone, its sequencer
+/// included (with no routes: it can run compute commands, not transfers).
+pub fn build_chiplet(spec: &ChipletSpec, builder: &mut SystemBuilder<Msg>, options: Options) -> DeviceIds {
+    let mut energy = EnergyModel::default();
+    let sequencer = builder.reserve("chiplet.sequencer");
+    let ids = chiplet(builder, &mut energy, spec, "chiplet", sequencer, (0, 0, 0), options);
+    let cfg = SequencerConfig {
+        device: 0,
+        cores: ids.cores.clone(),
+        routes: Arc::new(RoutesBuilder::default().build()),
+        chunk: 1 << 16,
+        memory: ids.memory,
+        shared: ids.shared,
+        network: ids.network,
+        memo: None,
+    };
+    builder.place(sequencer, Sequencer::new(cfg)).expect("the sequencer slot is placed once");
+    ids
 }
 
 /// Register every component of `spec` with `builder`.
@@ -217,7 +239,7 @@ pub fn build_with(spec: &SystemSpec, builder: &mut SystemBuilder<Msg>, options: 
                 let sequencer = builder.reserve(format!("{prefix}.sequencer"));
                 vertices.push(fabric.endpoint(Endpoint::Device(device), sequencer));
                 let ids = chiplet(builder, &mut energy, &card.chiplet, &prefix, sequencer, (n, c, k), options);
-                sequencers.push((sequencer, device, ids.cores.clone()));
+                sequencers.push((sequencer, device as usize));
                 devices.push(ids);
             }
             card_links(builder, &mut fabric, &mut energy, card, (n, c), &vertices, switch, peer_switch, &mut add_link);
@@ -229,8 +251,22 @@ pub fn build_with(spec: &SystemSpec, builder: &mut SystemBuilder<Msg>, options: 
     }
 
     let routes = Arc::new(fabric.build());
-    for (id, device, cores) in sequencers {
-        let cfg = SequencerConfig { device, cores, routes: Arc::clone(&routes), chunk };
+    let memo = match &spec.node.card {
+        Some(card) if spec.simulation.replay_kernels => Some(Arc::new(ComputeMemo::new(&card.chiplet, options))),
+        _ => None,
+    };
+    for (id, d) in sequencers {
+        let ids: &DeviceIds = &devices[d];
+        let cfg = SequencerConfig {
+            device: d as u32,
+            cores: ids.cores.clone(),
+            routes: Arc::clone(&routes),
+            chunk,
+            memory: ids.memory,
+            shared: ids.shared,
+            network: ids.network,
+            memo: memo.clone(),
+        };
         builder.place(id, Sequencer::new(cfg)).expect("each sequencer slot is placed once");
     }
     Machine { devices, hosts, routes, energy }
@@ -497,7 +533,7 @@ fn chiplet(
         builder.place(id, Core::new(cfg)).expect("each core slot is placed once");
     }
     let cores = core_ids;
-    DeviceIds { node, card, chiplet, sequencer, cores, memory }
+    DeviceIds { node, card, chiplet, sequencer, cores, memory, shared, network }
 }
 
 /// The chiplet's network, with its cores, memory ports and shared SRAM attached where the spec places them.

@@ -38,6 +38,9 @@ pub enum Msg {
     /// A message for `to` that crosses a chiplet's network from `from` (see
     /// [`crate::noc::TransactionNetwork`]).
     Noc { from: ComponentId, to: ComponentId, msg: Box<Msg> },
+    /// Account for work recorded in a simulation of the same work elsewhere
+    /// (see [`crate::npu::ComputeMemo`]): add these statistics to your own.
+    Replay { stats: Arc<sim_core::Stats> },
     /// Run host work on the CPU cluster; it replies `Done { token }`.
     HostTask { task: Arc<HostTask>, reply_to: ComponentId, token: u64 },
 }

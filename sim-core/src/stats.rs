@@ -95,6 +95,63 @@ impl Stats {
     }
 }
 
+/// Statistics of work a component did not simulate but is told it did:
+/// recorded elsewhere (by a simulation of the same work) and replayed. A
+/// component keeps one and adds it to what it reports. Replaying costs a
+/// count; the sums are made when statistics are read.
+#[derive(Clone, Debug, Default)]
+pub struct Replayed {
+    /// Each distinct record, by address (kept alive here, so never reused), and how often it was replayed.
+    index: std::collections::HashMap<usize, usize>,
+    records: Vec<(std::sync::Arc<Stats>, u64)>,
+}
+
+impl Replayed {
+    /// One more replay of `recorded`.
+    pub fn add(&mut self, recorded: &std::sync::Arc<Stats>) {
+        let at = std::sync::Arc::as_ptr(recorded) as usize;
+        let i = *self.index.entry(at).or_insert_with(|| {
+            self.records.push((std::sync::Arc::clone(recorded), 0));
+            self.records.len() - 1
+        });
+        self.records[i].1 += 1;
+    }
+
+    /// Each distinct record and how often it was replayed, in first-replay order.
+    pub fn records(&self) -> impl Iterator<Item = (&Stats, u64)> {
+        self.records.iter().map(|(s, n)| (s.as_ref(), *n))
+    }
+
+    /// `stats` with the replayed scalars added to those of the same name and
+    /// the others appended in name order, except those whose name starts
+    /// with one of `skip` (what a component is, such as `units.`, or what its
+    /// own clock accrues). Distributions are not additive and are left out.
+    pub fn merge_into(&self, mut stats: Stats, skip: &[&str]) -> Stats {
+        if self.records.is_empty() {
+            return stats;
+        }
+        let mut sums: std::collections::BTreeMap<&str, (Unit, &'static str, u64)> = Default::default();
+        for (recorded, times) in self.records() {
+            for stat in recorded.iter() {
+                let StatValue::Scalar(v) = stat.value else { continue };
+                if skip.iter().any(|p| stat.name.starts_with(p)) {
+                    continue;
+                }
+                sums.entry(stat.name.as_str()).or_insert((stat.unit, stat.description, 0)).2 += v * times;
+            }
+        }
+        for stat in &mut stats.0 {
+            if let (StatValue::Scalar(v), Some((_, _, add))) = (&mut stat.value, sums.remove(stat.name.as_str())) {
+                *v += add;
+            }
+        }
+        for (name, (unit, description, value)) in sums {
+            stats.0.push(Stat { name: name.to_string(), unit, description, value: StatValue::Scalar(value) });
+        }
+        stats
+    }
+}
+
 /// Total time during which a resource was busy.
 ///
 /// Intervals are booked as they are decided, in order of start time, and may
@@ -235,5 +292,23 @@ mod tests {
         let s = Stats::new().bytes("read", "bytes read", 64).count("ops", "operations", 3);
         assert_eq!(s.scalar_value("read"), Some(64));
         assert_eq!(s.iter().next().unwrap().unit, Unit::Bytes);
+    }
+}
+
+#[cfg(test)]
+mod replay_tests {
+    use super::*;
+
+    #[test]
+    fn replayed_scalars_add_to_their_namesakes_and_skip_what_is_not_additive() {
+        let recorded =
+            std::sync::Arc::new(Stats::new().count("ops", "", 3).count("units.x", "", 1).bytes("bytes", "", 10));
+        let mut r = Replayed::default();
+        r.add(&recorded);
+        r.add(&recorded);
+        let merged = r.merge_into(Stats::new().count("ops", "", 1).count("units.x", "", 1), &["units."]);
+        assert_eq!(merged.scalar_value("ops"), Some(7));
+        assert_eq!(merged.scalar_value("units.x"), Some(1));
+        assert_eq!(merged.scalar_value("bytes"), Some(20));
     }
 }

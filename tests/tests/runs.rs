@@ -109,3 +109,46 @@ fn sampling_on_the_device_sends_only_the_candidates_to_the_host() {
     let candidates = 32 * 50 * 8;
     assert_eq!(pcie(&host) - pcie(&device), 2 * (logits - candidates));
 }
+
+/// Kernel replay (the default) against simulating every kernel in place, on
+/// A.X K1 cut to 6 layers (1 dense, 5 MoE) so that the full simulation stays
+/// short. Replay starts each kernel from idle hardware and runs a chiplet's
+/// kernels one after another, and stands decode's expert GEMMs for each
+/// other by their count of experts and most rows; the bound below is what
+/// that costs.
+#[test]
+fn replaying_kernels_stays_close_to_simulating_them_all() {
+    let mut w = axk1_decode(2);
+    w.model.layers = 6;
+    let replayed = hardware("sovereign-node");
+    let mut full = replayed.clone();
+    full.simulation.replay_kernels = false;
+    let a = workloads::run(&replayed, &w, 4).unwrap();
+    let b = workloads::run(&full, &w, 4).unwrap();
+    let (ra, rb) = (Report::new(&a, 0.0), Report::new(&b, 0.0));
+    let close = |x: f64, y: f64, within: f64| (x - y).abs() <= within * y;
+    assert!(
+        close(mean_step(&a), mean_step(&b), 0.03),
+        "step {} s replayed, {} s in full",
+        mean_step(&a),
+        mean_step(&b)
+    );
+    assert!(
+        close(ra.energy_j.total, rb.energy_j.total, 0.02),
+        "{} J against {} J",
+        ra.energy_j.total,
+        rb.energy_j.total
+    );
+    let hbm = |r: &Report| (r.traffic_bytes["hbm_read"] + r.traffic_bytes["hbm_write"]) as f64;
+    assert!(close(hbm(&ra), hbm(&rb), 0.01), "{} B against {} B of HBM traffic", hbm(&ra), hbm(&rb));
+    for class in ["npu.matrix", "npu.dma", "memory.hbm", "noc.link"] {
+        assert!(
+            close(ra.utilization[class], rb.utilization[class], 0.05),
+            "{class}: {} against {}",
+            ra.utilization[class],
+            rb.utilization[class]
+        );
+    }
+    // Replay runs far fewer events.
+    assert!(a.events * 5 < b.events, "{} events replayed, {} in full", a.events, b.events);
+}

@@ -40,7 +40,7 @@ impl CoreTarget {
         }
     }
 
-    fn rows(&self) -> u64 {
+    pub fn rows(&self) -> u64 {
         self.matrix.rows as u64
     }
     fn cols(&self) -> u64 {

@@ -52,10 +52,41 @@ impl std::error::Error for LowerError {}
 type SharedPrograms = Arc<Vec<(u32, Arc<PreparedProgram>)>>;
 
 /// Lowers steps for one chiplet design, remembering programs it has built.
+///
+/// When kernels are replayed (`simulation.replay_kernels`), every compute
+/// command carries a key naming its work: kernels that do the same work get
+/// the same key, and the programs of its first appearance. A grouped GEMM's
+/// work is its multiset of per-weight row counts: the order of its weight
+/// matrices and the ones with no rows change nothing.
 #[derive(Debug)]
 pub struct Lowerer {
     kernels: KernelCompiler,
     cache: HashMap<(Kernel, Tensors), SharedPrograms>,
+    /// With replay: the key and programs of each distinct work.
+    replayed: Option<HashMap<Kernel, (u64, SharedPrograms)>>,
+}
+
+/// The kernel whose replay stands for `kernel`'s. A grouped GEMM with few
+/// rows per weight matrix (decode's experts) streams its weights: its time is
+/// set by how many matrices it reads and barely by their rows, so it is
+/// keyed by the number of matrices with rows and the most rows of any.
+/// Every other kernel stands for itself.
+fn work_of(kernel: &Kernel, target: &CoreTarget) -> Kernel {
+    match kernel {
+        Kernel::Gemm { rows, n, k, weight_dtype, dtype } if rows.len() > 1 => {
+            let active = rows.iter().filter(|&&m| m > 0).count();
+            let most = rows.iter().copied().max().unwrap_or(0);
+            let rows = if u64::from(most) <= 2 * target.rows() {
+                vec![most; active]
+            } else {
+                let mut exact: Vec<u32> = rows.iter().copied().filter(|&m| m > 0).collect();
+                exact.sort_unstable();
+                exact
+            };
+            Kernel::Gemm { rows, n: *n, k: *k, weight_dtype: *weight_dtype, dtype: *dtype }
+        }
+        other => other.clone(),
+    }
 }
 
 /// Tag of the transfers of op `op` in step `step`.
@@ -64,8 +95,30 @@ pub fn tag(step: u64, op: u32) -> u64 {
 }
 
 impl Lowerer {
-    pub fn new(target: CoreTarget) -> Lowerer {
-        Lowerer { kernels: KernelCompiler::new(target), cache: HashMap::new() }
+    /// A lowerer for chiplets like `target`; `replay` marks recurring work with keys.
+    pub fn new(target: CoreTarget, replay: bool) -> Lowerer {
+        Lowerer { kernels: KernelCompiler::new(target), cache: HashMap::new(), replayed: replay.then(HashMap::new) }
+    }
+
+    /// The programs of `kernel` in op `op`, and the key of its work when replaying.
+    fn command(&mut self, kernel: &Kernel, op: u32) -> Result<(SharedPrograms, Option<u64>), KernelError> {
+        let Some(replayed) = self.replayed.as_ref() else { return Ok((self.programs(kernel, op)?, None)) };
+        let work = work_of(kernel, self.kernels.target());
+        if let Some((key, programs)) = replayed.get(&work) {
+            return Ok((Arc::clone(programs), Some(*key)));
+        }
+        let programs = self.compile(kernel, op)?;
+        let replayed = self.replayed.get_or_insert_with(HashMap::new);
+        let key = replayed.len() as u64;
+        replayed.insert(work, (key, Arc::clone(&programs)));
+        Ok((programs, Some(key)))
+    }
+
+    fn compile(&mut self, kernel: &Kernel, op: u32) -> Result<SharedPrograms, KernelError> {
+        // Each op's tensors get their own region; the layout is the same on every device.
+        let at = Tensors { weights: (op as u64) << 34, activations: (1 << 60) | ((op as u64) << 40) };
+        let built = self.kernels.lower(kernel, at)?;
+        Ok(Arc::new(built.into_iter().map(|(c, p)| (c, Arc::new(PreparedProgram::new(p)))).collect()))
     }
 
     pub fn target(&self) -> &CoreTarget {
@@ -73,15 +126,12 @@ impl Lowerer {
     }
 
     fn programs(&mut self, kernel: &Kernel, op: u32) -> Result<SharedPrograms, KernelError> {
-        // Each op's tensors get their own region; the layout is the same on every device.
         let at = Tensors { weights: (op as u64) << 34, activations: (1 << 60) | ((op as u64) << 40) };
         let key = (kernel.clone(), at);
         if let Some(p) = self.cache.get(&key) {
             return Ok(Arc::clone(p));
         }
-        let built: Vec<(u32, Arc<PreparedProgram>)> =
-            self.kernels.lower(kernel, at)?.into_iter().map(|(c, p)| (c, Arc::new(PreparedProgram::new(p)))).collect();
-        let built = Arc::new(built);
+        let built = self.compile(kernel, op)?;
         self.cache.insert(key, Arc::clone(&built));
         Ok(built)
     }
@@ -111,15 +161,15 @@ impl Lowerer {
                 OpBody::Compute(shards) => {
                     for shard in shards {
                         let d = shard.device as usize;
-                        let programs = self
-                            .programs(&shard.kernel, i)
+                        let (programs, memo) = self
+                            .command(&shard.kernel, i)
                             .map_err(|problem| LowerError { op: op.name.clone(), problem })?;
                         if programs.is_empty() {
                             continue;
                         }
                         let deps = deps_on(&frontier, d);
                         let programs = programs.iter().map(|(c, p)| (*c, Arc::clone(p))).collect();
-                        made[d].push(out.lists[d].push(deps, CommandKind::Compute { programs }));
+                        made[d].push(out.lists[d].push(deps, CommandKind::Compute { programs, memo }));
                     }
                 }
                 OpBody::Transfer(transfers) => {

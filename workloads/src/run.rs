@@ -154,7 +154,7 @@ pub fn run(hardware: &SystemSpec, workload: &Workload, seed: u64) -> Result<RunR
         scenario: w.scenario.clone(),
         placement: placement.clone(),
         router: Router::new(&w.routing, experts, model.ffn.experts_per_token, seed),
-        lowerer: Lowerer::new(target),
+        lowerer: Lowerer::new(target, hardware.simulation.replay_kernels),
     };
 
     let mut builder: SystemBuilder<Msg> = SystemBuilder::new();

@@ -10,7 +10,7 @@
 
 use crate::msg::{MemRequest, Msg};
 use crate::units::Bandwidth;
-use sim_core::{BusyTime, Component, Ctx, Histogram, Rate, Stats, Time, Unit};
+use sim_core::{BusyTime, Component, Ctx, Histogram, Rate, Replayed, Stats, Time, Unit};
 
 /// All-bank refresh: every `interval`, a channel is unavailable for `duration`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,7 +53,13 @@ pub struct ChannelMemory {
     activates: u64,
     requests: u64,
     latency: Histogram,
+    /// Work replayed rather than simulated.
+    replayed: Replayed,
 }
+
+/// What a memory does not take from a replay: what it is, and the refreshes
+/// its own clock accrues.
+pub(crate) const NOT_REPLAYED: &[&str] = &["units.", "actions.refresh"];
 
 impl ChannelMemory {
     pub fn new(cfg: ChannelMemoryConfig) -> ChannelMemory {
@@ -75,6 +81,7 @@ impl ChannelMemory {
             activates: 0,
             requests: 0,
             latency: Histogram::new(),
+            replayed: Replayed::default(),
         }
     }
 
@@ -143,9 +150,13 @@ impl Component<Msg> for ChannelMemory {
     }
 
     fn handle(&mut self, msg: Msg, ctx: &mut Ctx<'_, Msg>) {
-        let Msg::Mem(req) = msg else {
-            debug_assert!(false, "memory received {msg:?}");
-            return;
+        let req = match msg {
+            Msg::Mem(req) => req,
+            Msg::Replay { stats } => return self.replayed.add(&stats),
+            other => {
+                debug_assert!(false, "memory received {other:?}");
+                return;
+            }
         };
         let MemRequest { addr, bytes, write, reply_to, token, reply_delay } = req;
         let now = ctx.now();
@@ -202,7 +213,7 @@ impl Component<Msg> for ChannelMemory {
                 busy.total_until(now),
             );
         }
-        stats
+        self.replayed.merge_into(stats, NOT_REPLAYED)
     }
 }
 

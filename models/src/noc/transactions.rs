@@ -22,7 +22,7 @@
 
 use super::topology::{Port, Topology, TopologyKind};
 use crate::msg::{MemRequest, Msg};
-use sim_core::{Clock, Component, ComponentId, Ctx, Cycles, Stats, Time, Unit};
+use sim_core::{Clock, Component, ComponentId, Ctx, Cycles, Replayed, Stats, Time, Unit};
 use std::collections::BTreeMap;
 
 /// A component on the network, and the routers it attaches to.
@@ -97,15 +97,17 @@ pub struct TransactionNetwork {
     channels: Vec<Channel>,
     /// Per router: its outgoing links as (neighbour, channel index).
     links: Vec<Vec<(u32, usize)>>,
-    /// The links of the route from node `s` to node `d`:
-    /// `route_links[route_start[s·nodes + d]..route_start[s·nodes + d + 1]]`.
-    route_start: Vec<u32>,
+    /// The links of the route from node `s` to node `d`, found when first
+    /// needed: `route_links[start..start + len]` for `routes[s·nodes + d] = Some((start, len))`.
+    routes: Vec<Option<(u32, u32)>>,
     route_links: Vec<u32>,
     pending: Vec<Option<Pending>>,
     free_slots: Vec<usize>,
     spare_parts: Vec<Vec<Part>>,
     messages: u64,
     bit_hops: u64,
+    /// Work replayed rather than simulated.
+    replayed: Replayed,
 }
 
 impl TransactionNetwork {
@@ -128,23 +130,10 @@ impl TransactionNetwork {
             })
             .collect();
         let attached = cfg.attachments.iter().enumerate().map(|(i, a)| (a.component, i)).collect();
-        let (mut route_start, mut route_links) = (vec![0u32], Vec::new());
-        for src in 0..t.nodes() {
-            for dst in 0..t.nodes() {
-                let mut at = src;
-                while t.kind != TopologyKind::Crossbar
-                    && let Port::To(next) = t.route(at, dst)
-                {
-                    let link = links[at as usize].iter().find(|&&(n, _)| n == next).map(|&(_, c)| c);
-                    route_links.push(link.expect("routes follow links") as u32);
-                    at = next;
-                }
-                route_start.push(route_links.len() as u32);
-            }
-        }
+        let pairs = (t.nodes() as usize).pow(2);
         TransactionNetwork {
-            route_start,
-            route_links,
+            routes: vec![None; pairs],
+            route_links: Vec::new(),
             channels: vec![Channel::default(); next],
             links,
             attached,
@@ -153,6 +142,7 @@ impl TransactionNetwork {
             spare_parts: Vec::new(),
             messages: 0,
             bit_hops: 0,
+            replayed: Replayed::default(),
             cfg,
         }
     }
@@ -225,8 +215,7 @@ impl TransactionNetwork {
         let (p, l) = (self.cfg.router_cycles as u64, self.cfg.link_cycles as u64);
         let t = self.cfg.topology;
         self.messages += 1;
-        let route = (src * t.nodes() + dst) as usize;
-        let (from, to) = (self.route_start[route] as usize, self.route_start[route + 1] as usize);
+        let (from, to) = self.route(src, dst);
         if bytes == 0 {
             let hops = (to - from) as u64;
             let head = ready + (hops + 1) * p + hops * l;
@@ -244,6 +233,26 @@ impl TransactionNetwork {
         self.bit_hops += bytes * 8 * (to - from) as u64;
         let head = self.occupy(ejection, head + p, flits, bytes);
         (head, head + flits - 1)
+    }
+
+    /// The range of `route_links` holding the route from `src` to `dst`.
+    fn route(&mut self, src: u32, dst: u32) -> (usize, usize) {
+        let t = self.cfg.topology;
+        let pair = (src * t.nodes() + dst) as usize;
+        if let Some((start, len)) = self.routes[pair] {
+            return (start as usize, (start + len) as usize);
+        }
+        let start = self.route_links.len();
+        let mut at = src;
+        while t.kind != TopologyKind::Crossbar
+            && let Port::To(next) = t.route(at, dst)
+        {
+            let link = self.links[at as usize].iter().find(|&&(n, _)| n == next).map(|&(_, c)| c);
+            self.route_links.push(link.expect("routes follow links") as u32);
+            at = next;
+        }
+        self.routes[pair] = Some((start as u32, (self.route_links.len() - start) as u32));
+        (start, self.route_links.len())
     }
 
     fn time(&self, cycle: u64) -> Time {
@@ -324,12 +333,43 @@ impl TransactionNetwork {
         ctx.send_at(p.reply_to, self.time(tail) + p.reply_delay, Msg::Done { token: p.token });
     }
 
+    /// The channels' loads, messages and bit-hops, replayed work included.
+    fn totals(&self) -> (Vec<Channel>, u64, u64) {
+        let (mut channels, mut messages, mut bit_hops) = (self.channels.clone(), self.messages, self.bit_hops);
+        for (recorded, times) in self.replayed.records() {
+            for stat in recorded.iter() {
+                let sim_core::StatValue::Scalar(v) = stat.value else { continue };
+                let v = v * times;
+                match stat.name.as_str() {
+                    "messages" => messages += v,
+                    "actions.noc_bits" => bit_hops += v,
+                    name => {
+                        let Some((index, field)) = name.strip_prefix("channel").and_then(|r| r.split_once('.')) else {
+                            continue;
+                        };
+                        let Some(c) = index.parse::<usize>().ok().and_then(|i| channels.get_mut(i)) else { continue };
+                        match field {
+                            "busy_cycles" => c.busy_cycles += v,
+                            "bytes" => c.bytes += v,
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+        (channels, messages, bit_hops)
+    }
+
     /// What each router-to-router link carried, links in router order.
     pub fn link_loads(&self) -> Vec<LinkLoad> {
+        Self::loads_of(&self.links, &self.totals().0)
+    }
+
+    fn loads_of(links: &[Vec<(u32, usize)>], channels: &[Channel]) -> Vec<LinkLoad> {
         let mut out = Vec::new();
-        for (r, links) in self.links.iter().enumerate() {
+        for (r, links) in links.iter().enumerate() {
             for &(to, c) in links {
-                let ch = self.channels[c];
+                let ch = channels[c];
                 out.push(LinkLoad { from: r as u32, to, busy_cycles: ch.busy_cycles, bytes: ch.bytes });
             }
         }
@@ -346,14 +386,16 @@ impl Component<Msg> for TransactionNetwork {
         match msg {
             Msg::Noc { from, to, msg } => self.carry(from, to, *msg, ctx),
             Msg::Done { token } => self.reply(token, ctx),
+            Msg::Replay { stats } => self.replayed.add(&stats),
             other => debug_assert!(false, "network received {other:?}"),
         }
     }
 
     fn stats(&self, _now: Time) -> Stats {
-        let loads = self.link_loads();
-        let ports = self.channels.len() - loads.len();
-        let port_busy: u64 = self.channels[..ports].iter().map(|c| c.busy_cycles).sum();
+        let (channels, messages, bit_hops) = self.totals();
+        let loads = Self::loads_of(&self.links, &channels);
+        let ports = channels.len() - loads.len();
+        let port_busy: u64 = channels[..ports].iter().map(|c| c.busy_cycles).sum();
         let link_busy: u64 = loads.iter().map(|l| l.busy_cycles).sum();
         let busiest = loads.iter().max_by_key(|l| (l.busy_cycles, std::cmp::Reverse((l.from, l.to))));
         let ps = |cycles: u64| self.time(cycles).as_ps();
@@ -372,9 +414,20 @@ impl Component<Msg> for TransactionNetwork {
                 ps(port_busy),
             )
             .count("units.noc.port", "injection and ejection ports", ports as u64)
-            .count("messages", "messages carried, replies included", self.messages)
-            .bytes("bytes", "bytes delivered", self.channels[ports / 2..ports].iter().map(|c| c.bytes).sum())
-            .count("actions.noc_bits", "bits times router-to-router links crossed", self.bit_hops);
+            .count("messages", "messages carried, replies included", messages)
+            .bytes("bytes", "bytes delivered", channels[ports / 2..ports].iter().map(|c| c.bytes).sum())
+            .count("actions.noc_bits", "bits times router-to-router links crossed", bit_hops);
+        // Every channel's load, injection ports first, then ejection ports, then the links in router order.
+        for (i, c) in channels.iter().enumerate() {
+            s = s
+                .scalar(
+                    format!("channel{i}.busy_cycles"),
+                    Unit::Cycles,
+                    "cycles the channel moved flits",
+                    c.busy_cycles,
+                )
+                .bytes(format!("channel{i}.bytes"), "bytes the channel carried", c.bytes);
+        }
         if let Some(b) = busiest {
             s = s
                 .scalar(

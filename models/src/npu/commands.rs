@@ -20,8 +20,10 @@ pub struct Command {
 
 #[derive(Clone, Debug)]
 pub enum CommandKind {
-    /// Run one program on each listed core (by index within the chiplet); done when all retire.
-    Compute { programs: Vec<(u32, Arc<PreparedProgram>)> },
+    /// Run one program on each listed core (by index within the chiplet); done
+    /// when all retire. Commands with the same `memo` key do the same work:
+    /// with replay on, it is simulated once and replayed (see [`super::memo`]).
+    Compute { programs: Vec<(u32, Arc<PreparedProgram>)>, memo: Option<u64> },
     /// Send `bytes` to another endpoint under `tag`; done once handed to the fabric.
     Send { to: Endpoint, bytes: u64, tag: u64 },
     /// Wait until `bytes` tagged `tag` have arrived.

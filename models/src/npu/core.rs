@@ -22,7 +22,7 @@ use super::prepared::PreparedProgram;
 use super::timing::{MatrixShape, StageTiming, VectorShape};
 use crate::msg::{MemRequest, Msg, Stage};
 use isa::{Dtype, Engine, Instr, MemRef};
-use sim_core::{BusyTime, Clock, Component, ComponentId, Ctx, Cycles, Stats, Time, Unit};
+use sim_core::{BusyTime, Clock, Component, ComponentId, Ctx, Cycles, Replayed, Stats, Time, Unit};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -118,6 +118,8 @@ pub struct Core {
     mesh_bytes: u64,
     doorbells: Vec<(Time, u32)>,
     faults: u64,
+    /// Work replayed rather than simulated.
+    replayed: Replayed,
 }
 
 impl Core {
@@ -147,6 +149,7 @@ impl Core {
             mesh_bytes: 0,
             doorbells: Vec::new(),
             faults: 0,
+            replayed: Replayed::default(),
         }
     }
 
@@ -576,6 +579,7 @@ impl Component<Msg> for Core {
                 self.issue(ctx);
             }
             Msg::BarrierRelease => self.barrier_released(ctx),
+            Msg::Replay { stats } => self.replayed.add(&stats),
             other => debug_assert!(false, "core received {other:?}"),
         }
     }
@@ -607,13 +611,15 @@ impl Component<Msg> for Core {
                 s = s.count(format!("actions.mac.{dtype}"), "multiply-accumulates", self.macs[dtype as usize]);
             }
         }
-        s.count("programs", "programs run to completion", self.programs)
+        let s = s
+            .count("programs", "programs run to completion", self.programs)
             .count("actions.vector_op", "vector lane operations", self.vector_lane_ops)
             .count("actions.sram_bits", "scratchpad bits read and written", self.sram_bits)
             .bytes("dma.read_bytes", "bytes loaded", self.dma_read_bytes)
             .bytes("dma.write_bytes", "bytes stored or sent", self.dma_write_bytes)
             .bytes("mesh.bytes", "bytes moved to or from other cores' scratchpads", self.mesh_bytes)
             .count("doorbells", "doorbells rung", self.doorbells.len() as u64)
-            .count("faults", "instructions the core could not execute as given", self.faults)
+            .count("faults", "instructions the core could not execute as given", self.faults);
+        self.replayed.merge_into(s, &["units."])
     }
 }

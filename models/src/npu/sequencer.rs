@@ -2,6 +2,7 @@
 //! launching core programs and fabric transfers as their dependencies finish.
 
 use super::commands::{CommandKind, CommandList};
+use super::memo::{ComputeMemo, Recorded};
 use crate::fabric::{Endpoint, Routes};
 use crate::msg::{Chunk, Msg};
 use sim_core::{BusyTime, Component, ComponentId, Ctx, Stats, Time, Unit};
@@ -17,6 +18,12 @@ pub struct SequencerConfig {
     pub routes: Arc<Routes>,
     /// Transfers leave in chunks of this many bytes.
     pub chunk: u64,
+    /// The chiplet's memory, shared SRAM and network, which replays report to.
+    pub memory: ComponentId,
+    pub shared: ComponentId,
+    pub network: ComponentId,
+    /// Records of compute commands to replay, if commands are replayed.
+    pub memo: Option<Arc<ComputeMemo>>,
 }
 
 #[derive(Debug)]
@@ -46,6 +53,8 @@ pub struct Sequencer {
     commands: u64,
     sent_bytes: u64,
     faults: u64,
+    /// When the replayed commands running now are done.
+    replay_free: Time,
 }
 
 impl Sequencer {
@@ -60,6 +69,7 @@ impl Sequencer {
             commands: 0,
             sent_bytes: 0,
             faults: 0,
+            replay_free: Time::ZERO,
         }
     }
 
@@ -101,9 +111,14 @@ impl Sequencer {
         self.commands += 1;
         let list = Arc::clone(&run.list);
         match &list.commands[index as usize].kind {
-            CommandKind::Compute { programs } => {
+            CommandKind::Compute { programs, memo } => {
                 if programs.is_empty() {
                     return self.complete(index, ctx);
+                }
+                if let (Some(key), Some(recorded)) = (memo, self.cfg.memo.as_ref()) {
+                    let recorded = recorded.record(*key, programs);
+                    run.cores_left[index as usize] = 1;
+                    return self.replay(index, &recorded, ctx);
                 }
                 run.cores_left[index as usize] = programs.len() as u32;
                 for (core, program) in programs {
@@ -149,6 +164,27 @@ impl Sequencer {
         }
     }
 
+    /// Run a recorded command: the chiplet's replayed commands follow each
+    /// other, each taking its recorded time; its components are handed what
+    /// they counted.
+    fn replay(&mut self, index: u32, recorded: &Recorded, ctx: &mut Ctx<'_, Msg>) {
+        let start = ctx.now().max(self.replay_free);
+        self.replay_free = start + recorded.duration;
+        for (core, stats) in &recorded.cores {
+            if let Some(&target) = self.cfg.cores.get(*core as usize) {
+                ctx.send(target, Time::ZERO, Msg::Replay { stats: Arc::clone(stats) });
+            }
+        }
+        for (target, stats) in [
+            (self.cfg.memory, &recorded.memory),
+            (self.cfg.shared, &recorded.shared),
+            (self.cfg.network, &recorded.network),
+        ] {
+            ctx.send(target, Time::ZERO, Msg::Replay { stats: Arc::clone(stats) });
+        }
+        ctx.send_at(ctx.me(), self.replay_free, Msg::Done { token: index as u64 });
+    }
+
     fn complete(&mut self, index: u32, ctx: &mut Ctx<'_, Msg>) {
         let Some(run) = self.run.as_mut() else { return };
         run.done += 1;
@@ -183,7 +219,7 @@ impl Sequencer {
     /// have, release them.
     fn barrier(&mut self, index: u32, ctx: &mut Ctx<'_, Msg>) {
         let Some(run) = self.run.as_mut() else { return };
-        let CommandKind::Compute { programs } = &run.list.commands[index as usize].kind else { return };
+        let CommandKind::Compute { programs, .. } = &run.list.commands[index as usize].kind else { return };
         let arrived = run.at_barrier.entry(index).or_insert(0);
         *arrived += 1;
         if *arrived as usize == programs.len() {

@@ -79,6 +79,16 @@ pub struct SimulationSpec {
     /// with banks and FR-FCFS scheduling (see models/README.md).
     #[serde(default)]
     pub memory_model: MemoryModel,
+    /// Simulate each distinct kernel once, on a chiplet of its own, and
+    /// replay its time and statistics wherever it recurs: much faster, and
+    /// within the bound `tests/tests/runs.rs` checks (ARCHITECTURE.md says
+    /// what it leaves out). `false` simulates every kernel where it runs.
+    #[serde(default = "default_replay_kernels")]
+    pub replay_kernels: bool,
+}
+
+fn default_replay_kernels() -> bool {
+    true
 }
 
 /// Which device-memory model a run uses.
@@ -92,7 +102,11 @@ pub enum MemoryModel {
 
 impl Default for SimulationSpec {
     fn default() -> Self {
-        SimulationSpec { fabric_chunk: default_fabric_chunk(), memory_model: MemoryModel::default() }
+        SimulationSpec {
+            fabric_chunk: default_fabric_chunk(),
+            memory_model: MemoryModel::default(),
+            replay_kernels: default_replay_kernels(),
+        }
     }
 }
 

@@ -76,7 +76,7 @@ pub fn run_programs(spec: &SystemSpec, programs: &[(u32, Program)], compute_only
     }
     let mut list = CommandList::default();
     let prepared = programs.iter().map(|(c, p)| (*c, Arc::new(PreparedProgram::new(p.clone())))).collect();
-    list.push(vec![], CommandKind::Compute { programs: prepared });
+    list.push(vec![], CommandKind::Compute { programs: prepared, memo: None });
     let mut builder: SystemBuilder<Msg> = SystemBuilder::new();
     let m =
         machine::build_with(spec, &mut builder, Options { compute_only, memory_model: spec.simulation.memory_model });

@@ -30,7 +30,7 @@ use super::mapping::{Coord, Organization, Resolved};
 use crate::msg::{MemRequest, Msg};
 use crate::spec::{ControllerSpec, DramTiming};
 use queue::{Access, Queue};
-use sim_core::{BusyTime, Component, ComponentId, Ctx, Histogram, Stats, Time, Unit};
+use sim_core::{BusyTime, Component, ComponentId, Ctx, Histogram, Replayed, Stats, Time, Unit};
 use std::collections::VecDeque;
 
 /// What the controller needs to know, from the spec.
@@ -121,7 +121,6 @@ struct Channel {
     hits: u64,
     misses: u64,
     conflicts: u64,
-    refreshes: u64,
 }
 
 #[derive(Debug)]
@@ -176,6 +175,8 @@ pub struct Hbm {
     write_bytes: u64,
     activates: u64,
     latency: Histogram,
+    /// Work replayed rather than simulated.
+    replayed: Replayed,
 }
 
 impl Hbm {
@@ -204,7 +205,6 @@ impl Hbm {
                 hits: 0,
                 misses: 0,
                 conflicts: 0,
-                refreshes: 0,
             })
             .collect();
         let granules_uniform = {
@@ -223,6 +223,7 @@ impl Hbm {
             write_bytes: 0,
             activates: 0,
             latency: Histogram::new(),
+            replayed: Replayed::default(),
         }
     }
 
@@ -295,7 +296,6 @@ impl Hbm {
                 bank.open = None;
                 bank.ready_act = bank.ready_act.max(end);
             }
-            channel.refreshes += 1;
             channel.next_refresh += t.refi;
         }
     }
@@ -582,6 +582,7 @@ impl Component<Msg> for Hbm {
                 let now = self.cycle(ctx.now());
                 self.decide(ch, now, ctx);
             }
+            Msg::Replay { stats } => self.replayed.add(&stats),
             other => debug_assert!(false, "memory received {other:?}"),
         }
     }
@@ -589,7 +590,14 @@ impl Component<Msg> for Hbm {
     fn stats(&self, now: Time) -> Stats {
         let busy: u64 = self.channels.iter().map(|c| c.busy.total_until(now).as_ps()).sum();
         let sum = |f: fn(&Channel) -> u64| self.channels.iter().map(f).sum::<u64>();
-        let refreshes = self.channels.iter().map(|c| c.refreshes).sum::<u64>();
+        // Refreshes follow their schedule whether or not requests come: count
+        // those due by now (the model applies them lazily, when a channel next works).
+        let now_cycle = now.as_ps() / self.t.ck;
+        let n = self.channels.len() as u64;
+        let refreshes = (0..n)
+            .map(|c| self.t.refi * c / n)
+            .map(|first| if now_cycle >= first { (now_cycle - first) / self.t.refi + 1 } else { 0 })
+            .sum::<u64>();
         let mut stats = Stats::new()
             .scalar(
                 format!("busy.{}", self.cfg.class),
@@ -615,6 +623,6 @@ impl Component<Msg> for Hbm {
                 channel.busy.total_until(now),
             );
         }
-        stats
+        self.replayed.merge_into(stats, crate::memory::channels::NOT_REPLAYED)
     }
 }
