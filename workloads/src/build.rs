@@ -265,7 +265,7 @@ impl Builder<'_> {
                 };
                 self.gemm(format!("l{l}.attn.o"), vec![core], 1, h, hp * v_dim, wd)
             }
-            Attention::Gqa { heads, kv_heads, head_dim } => {
+            Attention::Gqa { heads, kv_heads, head_dim, .. } => {
                 let (hp, kvp) = (heads.div_ceil(tp), kv_heads.div_ceil(tp));
                 let qkv = self.gemm(format!("l{l}.attn.qkv"), vec![norm], 1, (hp + 2 * kvp) * head_dim, h, wd);
                 let rope = self.replicated(format!("l{l}.attn.rope"), OpClass::Rotary, vec![qkv], |rows| {

@@ -1,5 +1,6 @@
 //! Transformer model configs and the figures derived from them.
 
+use crate::workload::Phase;
 use isa::Dtype;
 use models::input::{self, InputError, Invalid};
 use serde::{Deserialize, Serialize};
@@ -31,8 +32,15 @@ pub enum Attention {
     /// Multi-head Latent Attention: queries and keys/values pass through low-rank latents;
     /// the KV cache holds the `kv_lora_rank` latent plus the `qk_rope_dim` rotary key per token.
     Mla { heads: u32, q_lora_rank: u32, kv_lora_rank: u32, qk_rope_dim: u32, qk_nope_dim: u32, v_dim: u32 },
-    /// Grouped-query attention: `heads` query heads share `kv_heads` key/value heads.
-    Gqa { heads: u32, kv_heads: u32, head_dim: u32 },
+    /// Grouped-query attention: `heads` query heads share `kv_heads`
+    /// key/value heads; `qkv_bias` adds biases to the q, k and v projections (Qwen).
+    Gqa {
+        heads: u32,
+        kv_heads: u32,
+        head_dim: u32,
+        #[serde(default)]
+        qkv_bias: bool,
+    },
 }
 
 /// The MLP of every layer: the first `dense_layers` dense, the rest mixtures of experts.
@@ -87,9 +95,10 @@ impl Attention {
                 let o = h * v * hidden;
                 q_a + q_b + kv_a + kv_b + o
             }
-            Attention::Gqa { heads, kv_heads, head_dim } => {
+            Attention::Gqa { heads, kv_heads, head_dim, qkv_bias } => {
                 let (h, kvh, d) = (heads as u64, kv_heads as u64, head_dim as u64);
-                hidden * h * d + 2 * hidden * kvh * d + h * d * hidden
+                let bias = if qkv_bias { (h + 2 * kvh) * d } else { 0 };
+                hidden * h * d + 2 * hidden * kvh * d + h * d * hidden + bias
             }
         }
     }
@@ -160,6 +169,39 @@ impl ModelConfig {
     pub fn kv_bytes_per_token(&self, dtype: Dtype) -> u64 {
         self.layers as u64 * self.attention.kv_elements_per_token() * dtype.bytes()
     }
+
+    /// Weights one token multiplies by: the active parameters less the
+    /// embedding (a lookup) and the norms (elementwise), the LM head included.
+    pub fn matmul_parameters(&self) -> u64 {
+        let p = self.parameters();
+        let lm_head = if self.tie_embeddings { p.embedding } else { p.lm_head };
+        p.active - p.embedding - p.lm_head + lm_head - self.hidden as u64 - self.layers as u64 * p.norms_per_layer
+    }
+
+    /// Forward FLOPs of one token: two per multiply-accumulate of the
+    /// weights, plus attention's scores and weighted values over `context`
+    /// earlier tokens. In decode the token attends to the whole context (MLA
+    /// in its absorbed form: against the latent cache); in prefill of a
+    /// `context`-token prompt, a token attends on average to `(context + 1) / 2`.
+    pub fn flops_per_token(&self, phase: Phase, context: u64) -> f64 {
+        let weights = 2.0 * self.matmul_parameters() as f64;
+        let per_layer = match (&self.attention, phase) {
+            (&Attention::Mla { heads, kv_lora_rank, qk_rope_dim, .. }, Phase::Decode) => {
+                let (h, kv, rope) = (heads as f64, kv_lora_rank as f64, qk_rope_dim as f64);
+                2.0 * h * (kv + rope) * context as f64 + 2.0 * h * kv * context as f64
+            }
+            (&Attention::Mla { heads, qk_rope_dim, qk_nope_dim, v_dim, .. }, Phase::Prefill) => {
+                let seen = (context as f64 + 1.0) / 2.0;
+                let h = heads as f64;
+                2.0 * h * (qk_nope_dim + qk_rope_dim) as f64 * seen + 2.0 * h * v_dim as f64 * seen
+            }
+            (&Attention::Gqa { heads, head_dim, .. }, phase) => {
+                let seen = if phase == Phase::Decode { context as f64 } else { (context as f64 + 1.0) / 2.0 };
+                4.0 * heads as f64 * head_dim as f64 * seen
+            }
+        };
+        weights + self.layers as f64 * per_layer
+    }
 }
 
 /// Model configs shipped with npusim.
@@ -167,6 +209,10 @@ pub const MODEL_PRESETS: &[(&str, &str)] = &[
     ("axk1", include_str!("../presets/models/axk1.toml")),
     ("deepseek-v3", include_str!("../presets/models/deepseek-v3.toml")),
     ("llama3.1-70b", include_str!("../presets/models/llama3.1-70b.toml")),
+    ("llama3.1-8b", include_str!("../presets/models/llama3.1-8b.toml")),
+    ("llama2-70b", include_str!("../presets/models/llama2-70b.toml")),
+    ("mixtral-8x7b", include_str!("../presets/models/mixtral-8x7b.toml")),
+    ("qwen1.5-moe-a2.7b", include_str!("../presets/models/qwen1.5-moe-a2.7b.toml")),
 ];
 
 pub fn model_preset_text(name: &str) -> Option<&'static str> {
@@ -246,6 +292,33 @@ mod tests {
         let p = model_preset("llama3.1-70b").unwrap().parameters();
         assert!(within(p.total, 70.6e9, 0.01), "{}", p.total);
         assert_eq!(p.total, p.active);
+    }
+
+    #[test]
+    fn the_smaller_models_have_their_published_sizes() {
+        for (name, total, active) in [
+            ("llama3.1-8b", 8.03e9, 8.03e9),
+            ("llama2-70b", 68.98e9, 68.98e9),
+            ("mixtral-8x7b", 46.7e9, 12.9e9),
+            ("qwen1.5-moe-a2.7b", 14.3e9, 2.7e9),
+        ] {
+            let p = model_preset(name).unwrap().parameters();
+            assert!(within(p.total, total, 0.01), "{name}: {}", p.total);
+            assert!(within(p.active, active, 0.03), "{name}: {}", p.active);
+        }
+    }
+
+    #[test]
+    fn a_dense_token_costs_two_flops_per_weight_plus_attention() {
+        let m = model_preset("llama3.1-8b").unwrap();
+        let p = m.parameters();
+        // Everything but the embedding lookup and the norms is multiplied.
+        let weights = p.total - p.embedding - 4096 - 32 * p.norms_per_layer;
+        assert_eq!(m.matmul_parameters(), weights);
+        // At context 0 only the weights count; each more token of context adds 4 x heads x head_dim per layer.
+        assert_eq!(m.flops_per_token(Phase::Decode, 0), 2.0 * weights as f64);
+        let step = m.flops_per_token(Phase::Decode, 1001) - m.flops_per_token(Phase::Decode, 1000);
+        assert!((step - 32.0 * 4.0 * 32.0 * 128.0).abs() < 1e-3, "{step}");
     }
 
     #[test]
