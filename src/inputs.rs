@@ -65,6 +65,19 @@ pub fn workload(arg: &str) -> Result<Workload, Failure> {
     workloads::load_workload(arg, &read(arg)?).map_err(Failure::from)
 }
 
+/// A model config from a shipped name, a TOML file or a Hugging Face `config.json`.
+pub fn model(arg: &str) -> Result<workloads::model::ModelConfig, Failure> {
+    let shipped = workloads::model::MODEL_PRESETS;
+    if !looks_like_a_file(arg) && shipped.iter().any(|(n, _)| *n == arg) {
+        return workloads::model::model_preset(arg).map_err(Failure::from);
+    }
+    if !looks_like_a_file(arg) && !arg.ends_with(".json") {
+        let known: Vec<&str> = shipped.iter().map(|(n, _)| *n).collect();
+        return Err(Failure::Input(format!("`{arg}` is neither a shipped model ({}) nor a file", known.join(", "))));
+    }
+    workloads::model::load_model_file(arg, &read(arg)?).map_err(Failure::from)
+}
+
 /// Guess what a file holds from its top-level keys: a workload (`scenario`
 /// or `model`), a minimal memory or network spec (`memory` or `noc`, no
 /// `node`), or else a hardware spec; a file that does not parse is treated as

@@ -6,6 +6,7 @@
 //! (a bad spec, workload or argument), 1 when output cannot be written.
 
 mod inputs;
+mod model_cmd;
 mod output;
 
 use clap::{Parser, Subcommand};
@@ -49,6 +50,9 @@ enum Command {
     /// Assemble, check, run and encode hand-written NPU programs (isa/README.md).
     #[command(subcommand)]
     Asm(Asm),
+    /// Model configs: derived figures of a shipped model, a TOML config or a Hugging Face config.json.
+    #[command(subcommand)]
+    Model(model_cmd::ModelCommand),
     /// Print how a workload's first step is lowered: tilings and core programs.
     Lower(LowerArgs),
     /// Measure the event engine: events per second on a fixed synthetic system.
@@ -314,6 +318,7 @@ where
         Some(Command::Micro(Micro::Noc(args))) => micro_noc(args, &mut text),
         Some(Command::Micro(Micro::Collective(args))) => micro_collective(args, &mut text),
         Some(Command::Asm(asm)) => assembly(asm, &mut text),
+        Some(Command::Model(command)) => model_cmd::model(command, &mut text),
         Some(Command::Lower(args)) => lower(args, &mut text),
         Some(Command::Bench { events }) => {
             bench(events, &mut text);

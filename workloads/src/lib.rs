@@ -2,6 +2,8 @@
 //!
 //! - [`model`]: transformer configs (A.X K1, DeepSeek-V3, Llama) and the
 //!   figures derived from them (parameters, KV-cache bytes).
+//! - [`figures`]: what a model config implies (parameters, bytes, FLOPs).
+//! - [`hf`]: import of a Hugging Face `config.json` into a model config.
 //! - [`workload`]: a workload file: the model, the scenario (batch, lengths,
 //!   dtypes), the parallel plan and the MoE routing model.
 //! - [`build`]: the op graph of one step ([`graph::StepGraph`]), placed on
@@ -21,7 +23,9 @@
 
 pub mod build;
 pub mod collective;
+pub mod figures;
 pub mod graph;
+pub mod hf;
 pub mod inspect;
 pub mod kernels;
 pub mod lower;

@@ -219,7 +219,8 @@ pub fn model_preset_text(name: &str) -> Option<&'static str> {
     MODEL_PRESETS.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
 }
 
-fn validate(m: &ModelConfig) -> Vec<Invalid> {
+/// What is wrong with a model config beyond its syntax.
+pub fn validate_model(m: &ModelConfig) -> Vec<Invalid> {
     let mut out = Vec::new();
     for (path, v) in
         [("hidden", m.hidden), ("layers", m.layers), ("vocab", m.vocab), ("attention.heads", m.attention.heads())]
@@ -248,7 +249,18 @@ fn validate(m: &ModelConfig) -> Vec<Invalid> {
 
 /// Load a model config; `source` names it in errors.
 pub fn load_model(source: &str, text: &str) -> Result<ModelConfig, InputError> {
-    input::load(source, text, &model_preset_text, validate)
+    input::load(source, text, &model_preset_text, validate_model)
+}
+
+/// Load a model from a file's text: a Hugging Face `config.json` when it
+/// looks like JSON, else a TOML model config. `source` names it in errors.
+pub fn load_model_file(source: &str, text: &str) -> Result<ModelConfig, InputError> {
+    if source.ends_with(".json") || text.trim_start().starts_with('{') {
+        let stem = std::path::Path::new(source).file_stem().and_then(|s| s.to_str()).unwrap_or(source);
+        crate::hf::import_hf_config(source, text, stem)
+    } else {
+        load_model(source, text)
+    }
 }
 
 /// Load a shipped model config by name.
