@@ -8,6 +8,7 @@
 mod inputs;
 mod model_cmd;
 mod output;
+mod trace_cmd;
 
 use clap::{Parser, Subcommand};
 use inputs::Kind;
@@ -53,6 +54,9 @@ enum Command {
     /// Model configs: derived figures of a shipped model, a TOML config or a Hugging Face config.json.
     #[command(subcommand)]
     Model(model_cmd::ModelCommand),
+    /// Step traces: write one step's op graph (JSON Lines) and replay it (traces/README.md).
+    #[command(subcommand)]
+    Trace(trace_cmd::TraceCommand),
     /// Print how a workload's first step is lowered: tilings and core programs.
     Lower(LowerArgs),
     /// Measure the event engine: events per second on a fixed synthetic system.
@@ -319,6 +323,7 @@ where
         Some(Command::Micro(Micro::Collective(args))) => micro_collective(args, &mut text),
         Some(Command::Asm(asm)) => assembly(asm, &mut text),
         Some(Command::Model(command)) => model_cmd::model(command, &mut text),
+        Some(Command::Trace(command)) => trace_cmd::trace(command, &mut text),
         Some(Command::Lower(args)) => lower(args, &mut text),
         Some(Command::Bench { events }) => {
             bench(events, &mut text);

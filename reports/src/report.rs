@@ -167,7 +167,7 @@ impl Report {
             },
             workload: WorkloadSummary {
                 name: r.workload.name.clone(),
-                model: r.model.name.clone(),
+                model: r.workload.model.clone(),
                 phase: format!("{:?}", s.phase).to_lowercase(),
                 batch: s.batch,
                 context_tokens: s.context_tokens,

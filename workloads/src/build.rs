@@ -55,7 +55,8 @@ impl Placement {
 }
 
 /// One request's part in a step.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RequestStep {
     /// Tokens already in the KV cache before this step.
     pub cached: u32,

@@ -55,12 +55,14 @@ pub enum OpBody {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Shard {
     pub device: u32,
     pub kernel: Kernel,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Transfer {
     pub from: Endpoint,
     pub to: Endpoint,
@@ -69,7 +71,7 @@ pub struct Transfer {
 
 /// A computation on one device.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Kernel {
     /// For each entry `m` of `rows`, `y[m×n] = x[m×k] · W[k×n]` with its own
     /// weight matrix read from memory (one entry for a plain GEMM, one per
@@ -124,6 +126,44 @@ impl Kernel {
         }
     }
 
+    /// The first size that must be at least 1 but is 0, if any: lowering
+    /// needs every dimension but a grouped GEMM's per-group rows.
+    pub fn zero_dimension(&self) -> Option<&'static str> {
+        let sizes: Vec<(&'static str, u64)> = match *self {
+            Kernel::Gemm { n, k, .. } => vec![("n", n as u64), ("k", k as u64)],
+            Kernel::Attention { requests, queries, context, heads, kv_heads, qk_dim, v_dim, .. } => vec![
+                ("requests", requests as u64),
+                ("queries", queries as u64),
+                ("context", context as u64),
+                ("heads", heads as u64),
+                ("kv_heads", kv_heads as u64),
+                ("qk_dim", qk_dim as u64),
+                ("v_dim", v_dim as u64),
+            ],
+            Kernel::RmsNorm { rows, cols, .. }
+            | Kernel::Rotary { rows, cols, .. }
+            | Kernel::SwiGlu { rows, cols, .. }
+            | Kernel::Softmax { rows, cols, .. }
+            | Kernel::Embedding { rows, cols, .. } => vec![("rows", rows as u64), ("cols", cols as u64)],
+            Kernel::TopK { rows, cols, k, .. } => vec![("rows", rows as u64), ("cols", cols as u64), ("k", k as u64)],
+            Kernel::Sample { rows, cols, top_k, .. } => {
+                vec![("rows", rows as u64), ("cols", cols as u64), ("top_k", top_k as u64)]
+            }
+            Kernel::Add { elems, .. } => vec![("elems", elems)],
+        };
+        sizes.iter().find(|(_, v)| *v == 0).map(|(name, _)| *name)
+    }
+
+    /// Bytes the kernel reads from memory beyond its inputs: weights, and the KV cache attention reads.
+    pub fn memory_bytes(&self) -> u64 {
+        match *self {
+            Kernel::Attention { requests, context, cache_bytes_per_token, .. } => {
+                requests as u64 * context as u64 * cache_bytes_per_token
+            }
+            _ => self.weight_bytes(),
+        }
+    }
+
     /// Weight bytes the kernel reads from memory.
     pub fn weight_bytes(&self) -> u64 {
         match self {
@@ -131,6 +171,24 @@ impl Kernel {
                 rows.iter().filter(|&&m| m > 0).count() as u64 * *n as u64 * *k as u64 * weight_dtype.bytes()
             }
             _ => 0,
+        }
+    }
+}
+
+impl Op {
+    /// Floating-point operations of all shards: two per multiply-accumulate.
+    pub fn flops(&self) -> u64 {
+        match &self.body {
+            OpBody::Compute(shards) => shards.iter().map(|s| 2 * s.kernel.macs()).sum(),
+            OpBody::Transfer(_) => 0,
+        }
+    }
+
+    /// Bytes the op moves: what its kernels read from memory, or what its transfers carry.
+    pub fn bytes(&self) -> u64 {
+        match &self.body {
+            OpBody::Compute(shards) => shards.iter().map(|s| s.kernel.memory_bytes()).sum(),
+            OpBody::Transfer(transfers) => transfers.iter().map(|t| t.bytes).sum(),
         }
     }
 }

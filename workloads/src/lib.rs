@@ -21,6 +21,7 @@
 //! println!("{} tokens in {}", result.requests.iter().map(|r| r.tokens).sum::<u32>(), result.simulated);
 //! ```
 
+pub mod batch;
 pub mod build;
 pub mod collective;
 pub mod figures;
@@ -36,5 +37,5 @@ pub mod run;
 pub mod runtime;
 pub mod workload;
 
-pub use run::{RunError, RunResult, run};
+pub use run::{RecordedStep, RunError, RunResult, record_step, replay, run};
 pub use workload::{DEFAULT_WORKLOAD, Workload, load_workload, workload_preset};

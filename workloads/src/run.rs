@@ -2,13 +2,19 @@
 //! machine with the serving runtime on its host, run the event engine, and
 //! collect what happened.
 
+use crate::batch::{Batch, RequestRecord};
 use crate::build::Placement;
+use crate::build::RequestStep;
+use crate::graph::StepGraph;
 use crate::kernels::CoreTarget;
 use crate::lower::Lowerer;
 use crate::model::{Attention, ModelConfig};
 use crate::routing::Router;
-use crate::runtime::{HostRuntime, HostWork, PassiveHost, RequestRecord, RuntimeConfig, StepPlanner, StepRecord};
+use crate::runtime::{
+    HostRuntime, HostWork, PassiveHost, RuntimeConfig, SampleWork, StepPlanner, StepRecord, StepSource,
+};
 use crate::workload::{Workload, WorkloadSpec};
+
 use isa::Dtype;
 use models::energy::EnergyBreakdown;
 use models::msg::Msg;
@@ -22,7 +28,8 @@ use std::fmt;
 pub struct RunResult {
     pub hardware: SystemSpec,
     pub workload: WorkloadSpec,
-    pub model: ModelConfig,
+    /// The model config, when known (a trace from elsewhere may not carry one).
+    pub model: Option<ModelConfig>,
     pub seed: u64,
     pub devices: u32,
     pub placement: Placement,
@@ -96,28 +103,136 @@ fn gb(bytes: u64) -> String {
 pub fn run(hardware: &SystemSpec, workload: &Workload, seed: u64) -> Result<RunResult, RunError> {
     let w = &workload.spec;
     let model = &workload.model;
+    let placement = placement(hardware, w)?;
+    let memory = fits(hardware, model, w, &placement)?;
+    let experts = model.ffn.routed_experts.max(1);
+    let source = StepSource::Build {
+        model: model.clone(),
+        scenario: w.scenario.clone(),
+        placement: placement.clone(),
+        router: Router::new(&w.routing, experts, model.ffn.experts_per_token, seed),
+    };
+    let sample = SampleWork::of(model, &w.scenario, placement.devices);
+    let run = Execution { workload: w, model: Some(model), seed, placement, memory, source, sample };
+    execute(hardware, run, Batch::from_scenario(&w.scenario))
+}
+
+/// One recorded step: the graph and what the host needs to serve it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordedStep {
+    /// The workload the step came from (its plan places the graph).
+    pub workload: WorkloadSpec,
+    pub model: Option<ModelConfig>,
+    pub seed: u64,
+    /// Which step of the run it is (0 = the first).
+    pub step: u64,
+    /// The requests in the step.
+    pub requests: Vec<RequestStep>,
+    pub sample: SampleWork,
+    pub graph: StepGraph,
+}
+
+/// Step `step` of `workload` on `hardware`'s chiplets, as the run would
+/// build it: the batch walked through the earlier steps and the router drawn
+/// for each, without simulating them.
+pub fn record_step(hardware: &SystemSpec, workload: &Workload, seed: u64, step: u64) -> Result<RecordedStep, RunError> {
+    let w = &workload.spec;
+    let model = &workload.model;
+    let placement = placement(hardware, w)?;
+    fits(hardware, model, w, &placement)?;
+    let mut source = StepSource::Build {
+        model: model.clone(),
+        scenario: w.scenario.clone(),
+        placement: placement.clone(),
+        router: Router::new(&w.routing, model.ffn.routed_experts.max(1), model.ffn.experts_per_token, seed),
+    };
+    let mut batch = Batch::from_scenario(&w.scenario);
+    let mut index = 0;
+    loop {
+        let active = batch.active();
+        if active.is_empty() {
+            return Err(RunError(format!("workload `{}` has no step {step}: it has steps 0 to {}", w.name, index - 1)));
+        }
+        let requests = batch.step(&active);
+        let graph = source.graph(&requests).ok_or_else(|| RunError("internal error: no graph built".into()))?;
+        if index == step {
+            return Ok(RecordedStep {
+                workload: w.clone(),
+                model: Some(model.clone()),
+                seed,
+                step,
+                requests,
+                sample: SampleWork::of(model, &w.scenario, placement.devices),
+                graph,
+            });
+        }
+        batch.tokens_out(&active, Time::ZERO);
+        index += 1;
+    }
+}
+
+/// Simulate one recorded step on `hardware`, served as the run serves it.
+pub fn replay(hardware: &SystemSpec, recorded: &RecordedStep) -> Result<RunResult, RunError> {
+    let w = &recorded.workload;
+    let placement = placement(hardware, w)?;
+    if recorded.graph.devices != placement.devices {
+        return Err(RunError(format!(
+            "the trace is placed on {} chiplets but `{}` has {}",
+            recorded.graph.devices, hardware.name, placement.devices
+        )));
+    }
+    for op in &recorded.graph.ops {
+        if let crate::graph::OpBody::Transfer(transfers) = &op.body {
+            let host = transfers.iter().flat_map(|t| [t.from, t.to]).find_map(|e| match e {
+                models::fabric::Endpoint::Host(n) if n >= hardware.nodes => Some(n),
+                _ => None,
+            });
+            if let Some(n) = host {
+                return Err(RunError(format!(
+                    "op `{}` of the trace sends to or from host {n}, but `{}` has {} nodes",
+                    op.name, hardware.name, hardware.nodes
+                )));
+            }
+        }
+    }
+    let memory = match &recorded.model {
+        Some(model) => fits(hardware, model, w, &placement)?,
+        None => MemoryUse { weights: 0, kv_cache: 0, capacity: chiplet_capacity(hardware) },
+    };
+    let source = StepSource::Recorded(std::iter::once(recorded.graph.clone()).collect());
+    let run = Execution {
+        workload: w,
+        model: recorded.model.as_ref(),
+        seed: recorded.seed,
+        placement,
+        memory,
+        source,
+        sample: recorded.sample,
+    };
+    execute(hardware, run, Batch::from_step(&recorded.requests))
+}
+
+fn chiplet_capacity(hardware: &SystemSpec) -> u64 {
+    hardware.node.card.as_ref().map_or(0, |c| c.chiplet.memory.capacity().get())
+}
+
+/// The placement `w`'s plan asks for on `hardware`'s chiplets.
+fn placement(hardware: &SystemSpec, w: &WorkloadSpec) -> Result<Placement, RunError> {
     let devices = hardware.device_count();
-    let Some(card) = hardware.node.card.as_ref().filter(|_| devices > 0) else {
+    if hardware.node.card.is_none() || devices == 0 {
         return Err(RunError(format!(
             "hardware `{}` has no accelerator chiplets; npusim runs model steps on NPUs",
             hardware.name
         )));
+    }
+    Placement::for_plan(devices, &w.plan).map_err(|e| RunError(format!("{e} of `{}`", hardware.name)))
+}
+
+/// Check the dtypes and the memory of one chiplet against what `w` needs.
+fn fits(hardware: &SystemSpec, model: &ModelConfig, w: &WorkloadSpec, p: &Placement) -> Result<MemoryUse, RunError> {
+    let Some(card) = hardware.node.card.as_ref() else {
+        return Err(RunError(format!("hardware `{}` has no accelerator chiplets", hardware.name)));
     };
-    let tp = w.plan.attention_tensor_parallel;
-    if !devices.is_multiple_of(tp) {
-        return Err(RunError(format!(
-            "plan.attention_tensor_parallel = {tp} does not divide the {devices} chiplets of `{}`",
-            hardware.name
-        )));
-    }
-    let ep = if w.plan.expert_parallel == 0 { devices } else { w.plan.expert_parallel };
-    if !devices.is_multiple_of(ep) {
-        return Err(RunError(format!(
-            "plan.expert_parallel = {ep} does not divide the {devices} chiplets of `{}`",
-            hardware.name
-        )));
-    }
-    let placement = Placement { devices, tp, ep };
     let chiplet = &card.chiplet;
     for (what, dtype) in
         [("scenario.weight_dtype", w.scenario.weight_dtype), ("scenario.activation_dtype", w.scenario.activation_dtype)]
@@ -131,7 +246,7 @@ pub fn run(hardware: &SystemSpec, workload: &Workload, seed: u64) -> Result<RunR
             )));
         }
     }
-    let memory = memory_use(model, w, &placement, chiplet.memory.capacity().get());
+    let memory = memory_use(model, w, p, chiplet.memory.capacity().get());
     let need = memory.weights + memory.kv_cache;
     if need > memory.capacity {
         return Err(RunError(format!(
@@ -146,16 +261,27 @@ pub fn run(hardware: &SystemSpec, workload: &Workload, seed: u64) -> Result<RunR
             gb(need - memory.capacity)
         )));
     }
+    Ok(memory)
+}
 
-    let target = CoreTarget::for_chiplet(chiplet, None);
-    let experts = model.ffn.routed_experts.max(1);
-    let planner = StepPlanner {
-        model: model.clone(),
-        scenario: w.scenario.clone(),
-        placement: placement.clone(),
-        router: Router::new(&w.routing, experts, model.ffn.experts_per_token, seed),
-        lowerer: Lowerer::new(target, hardware.simulation.replay_kernels),
+/// What one simulation serves, however its steps are made.
+struct Execution<'a> {
+    workload: &'a WorkloadSpec,
+    model: Option<&'a ModelConfig>,
+    seed: u64,
+    placement: Placement,
+    memory: MemoryUse,
+    source: StepSource,
+    sample: SampleWork,
+}
+
+fn execute(hardware: &SystemSpec, run: Execution<'_>, batch: Batch) -> Result<RunResult, RunError> {
+    let Some(card) = hardware.node.card.as_ref() else {
+        return Err(RunError(format!("hardware `{}` has no accelerator chiplets", hardware.name)));
     };
+    let target = CoreTarget::for_chiplet(&card.chiplet, None);
+    let planner = StepPlanner { source: run.source, lowerer: Lowerer::new(target, hardware.simulation.replay_kernels) };
+    let targets: Vec<u32> = batch.targets().collect();
 
     let mut builder: SystemBuilder<Msg> = SystemBuilder::new();
     let machine = models::machine::build(hardware, &mut builder);
@@ -168,12 +294,13 @@ pub fn run(hardware: &SystemSpec, workload: &Workload, seed: u64) -> Result<RunR
         routes: machine.routes.clone(),
         chunk: hardware.simulation.fabric_chunk.get(),
         work: HostWork::default(),
+        sample: run.sample,
     };
     let runtime = leader.runtime;
     let place = |r: Result<(), sim_core::BuildError>| {
         r.map_err(|e| RunError(format!("internal error assembling the machine: {e}")))
     };
-    place(builder.place(runtime, HostRuntime::new(cfg, planner)))?;
+    place(builder.place(runtime, HostRuntime::new(cfg, planner, batch)))?;
     for host in &machine.hosts[1..] {
         place(builder.place(host.runtime, PassiveHost::default()))?;
     }
@@ -187,10 +314,10 @@ pub fn run(hardware: &SystemSpec, workload: &Workload, seed: u64) -> Result<RunR
         return Err(RunError(e.clone()));
     }
     let requests = host.records();
-    if let Some(r) = requests.iter().find(|r| r.tokens < w.scenario.output_tokens) {
+    if let Some((r, target)) = requests.iter().zip(&targets).find(|(r, t)| r.tokens < **t) {
         return Err(RunError(format!(
             "internal error: the run ended with a request at {} of {} tokens",
-            r.tokens, w.scenario.output_tokens
+            r.tokens, target
         )));
     }
     let steps = host.steps.clone();
@@ -198,12 +325,12 @@ pub fn run(hardware: &SystemSpec, workload: &Workload, seed: u64) -> Result<RunR
     let energy = machine.energy.account(&stats, system.now());
     Ok(RunResult {
         hardware: hardware.clone(),
-        workload: w.clone(),
-        model: model.clone(),
-        seed,
-        devices,
-        placement,
-        memory,
+        workload: run.workload.clone(),
+        model: run.model.cloned(),
+        seed: run.seed,
+        devices: run.placement.devices,
+        placement: run.placement,
+        memory: run.memory,
         simulated: system.now(),
         events: system.events(),
         requests,

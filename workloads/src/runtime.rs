@@ -4,16 +4,21 @@
 //! work runs as tasks on the CPU cluster model, so host time is on the
 //! critical path as it is in real serving.
 
+use crate::batch::Batch;
+pub use crate::batch::RequestRecord;
 use crate::build::{Placement, RequestStep, build_step};
+use crate::graph::StepGraph;
 use crate::lower::{Lowered, Lowerer};
 use crate::model::ModelConfig;
 use crate::routing::Router;
-use crate::workload::{Phase, Sampling, Scenario};
+use crate::workload::{Sampling, Scenario};
 use models::cpu::HostTask;
 use models::fabric::{Endpoint, Routes};
 use models::msg::{Chunk, Msg};
 use models::npu::CommandList;
+use serde::{Deserialize, Serialize};
 use sim_core::{Component, ComponentId, Ctx, Stats, Time, Unit};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// The host work of serving, per step, in the CPU model's terms. These are
@@ -43,15 +48,6 @@ impl Default for HostWork {
     }
 }
 
-/// When a request got its tokens.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RequestRecord {
-    pub arrival: Time,
-    pub first_token: Option<Time>,
-    pub last_token: Option<Time>,
-    pub tokens: u32,
-}
-
 /// One step: its kind and when it started and ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StepRecord {
@@ -65,20 +61,61 @@ pub struct StepRecord {
     pub tokens: u32,
 }
 
-/// Builds and lowers each step.
+/// Where each step's op graph comes from.
+#[derive(Debug)]
+pub enum StepSource {
+    /// Built from the model and scenario, with expert choices drawn by the router.
+    Build { model: ModelConfig, scenario: Scenario, placement: Placement, router: Router },
+    /// Recorded graphs (a step trace), one per step, in order.
+    Recorded(VecDeque<StepGraph>),
+}
+
+/// Gives each step's op graph and lowers it.
 #[derive(Debug)]
 pub struct StepPlanner {
-    pub model: ModelConfig,
-    pub scenario: Scenario,
-    pub placement: Placement,
-    pub router: Router,
+    pub source: StepSource,
     pub lowerer: Lowerer,
 }
 
+impl StepSource {
+    /// The graph of the next step, whose requests are `requests`.
+    pub fn graph(&mut self, requests: &[RequestStep]) -> Option<StepGraph> {
+        match self {
+            StepSource::Build { model, scenario, placement, router } => {
+                Some(build_step(model, scenario, placement, requests, router))
+            }
+            StepSource::Recorded(graphs) => graphs.pop_front(),
+        }
+    }
+}
+
 impl StepPlanner {
-    pub fn plan(&mut self, step: u64, requests: &[RequestStep]) -> Result<Lowered, crate::lower::LowerError> {
-        let graph = build_step(&self.model, &self.scenario, &self.placement, requests, &mut self.router);
-        self.lowerer.lower(&graph, step)
+    pub fn plan(&mut self, step: u64, requests: &[RequestStep]) -> Result<Lowered, String> {
+        let graph = self.source.graph(requests).ok_or_else(|| format!("the trace has no graph for step {step}"))?;
+        self.lowerer.lower(&graph, step).map_err(|e| e.to_string())
+    }
+}
+
+/// What the host samples among when logits arrive.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SampleWork {
+    /// Values the host chooses among, per request.
+    pub candidates_per_request: u64,
+    pub bytes_per_candidate: u64,
+}
+
+impl SampleWork {
+    /// Host sampling over the whole vocabulary, or over the top-k each device sends.
+    pub fn of(model: &ModelConfig, s: &Scenario, devices: u32) -> SampleWork {
+        match s.sampling {
+            Sampling::Host => SampleWork {
+                candidates_per_request: model.vocab as u64,
+                bytes_per_candidate: s.activation_dtype.bytes(),
+            },
+            Sampling::Device => {
+                SampleWork { candidates_per_request: s.top_k as u64 * devices as u64, bytes_per_candidate: 8 }
+            }
+        }
     }
 }
 
@@ -91,6 +128,7 @@ pub struct RuntimeConfig {
     pub routes: Arc<Routes>,
     pub chunk: u64,
     pub work: HostWork,
+    pub sample: SampleWork,
 }
 
 const SCHEDULE: u64 = 1;
@@ -99,21 +137,12 @@ const SAMPLE: u64 = 3;
 const START: u64 = 4;
 const SEQUENCER: u64 = 1 << 32;
 
-#[derive(Debug)]
-struct Request {
-    context: u32,
-    generated: u32,
-    target: u32,
-    prefilled: bool,
-    record: RequestRecord,
-}
-
 /// The serving runtime of the leading host.
 #[derive(Debug)]
 pub struct HostRuntime {
     cfg: RuntimeConfig,
     planner: StepPlanner,
-    requests: Vec<Request>,
+    batch: Batch,
     step: u64,
     active: Vec<usize>,
     lowered: Option<Lowered>,
@@ -125,21 +154,11 @@ pub struct HostRuntime {
 }
 
 impl HostRuntime {
-    pub fn new(cfg: RuntimeConfig, planner: StepPlanner) -> HostRuntime {
-        let s = &planner.scenario;
-        let requests = (0..s.batch)
-            .map(|_| Request {
-                context: s.context_tokens,
-                generated: 0,
-                target: s.output_tokens,
-                prefilled: s.phase == Phase::Decode,
-                record: RequestRecord::default(),
-            })
-            .collect();
+    pub fn new(cfg: RuntimeConfig, planner: StepPlanner, batch: Batch) -> HostRuntime {
         HostRuntime {
             cfg,
             planner,
-            requests,
+            batch,
             step: 0,
             active: Vec::new(),
             lowered: None,
@@ -157,7 +176,7 @@ impl HostRuntime {
     }
 
     pub fn records(&self) -> Vec<RequestRecord> {
-        self.requests.iter().map(|r| r.record.clone()).collect()
+        self.batch.records()
     }
 
     fn task(&self, ctx: &mut Ctx<'_, Msg>, token: u64, task: HostTask) {
@@ -165,12 +184,11 @@ impl HostRuntime {
     }
 
     fn begin_step(&mut self, ctx: &mut Ctx<'_, Msg>) {
-        self.active =
-            (0..self.requests.len()).filter(|&i| self.requests[i].generated < self.requests[i].target).collect();
+        self.active = self.batch.active();
         if self.active.is_empty() {
             return;
         }
-        let prefill = self.active.iter().any(|&i| !self.requests[i].prefilled);
+        let prefill = self.batch.prefills(&self.active);
         self.current = Some(StepRecord {
             prefill,
             start: ctx.now(),
@@ -193,18 +211,7 @@ impl HostRuntime {
     }
 
     fn plan(&mut self, ctx: &mut Ctx<'_, Msg>) {
-        let steps: Vec<RequestStep> = self
-            .active
-            .iter()
-            .map(|&i| {
-                let r = &self.requests[i];
-                if r.prefilled {
-                    RequestStep { cached: r.context + r.generated, new_tokens: 1 }
-                } else {
-                    RequestStep { cached: 0, new_tokens: r.context }
-                }
-            })
-            .collect();
+        let steps = self.batch.step(&self.active);
         match self.planner.plan(self.step, &steps) {
             Ok(lowered) => {
                 let devices = lowered.lists.iter().filter(|l| !l.commands.is_empty()).count() as u64;
@@ -220,7 +227,7 @@ impl HostRuntime {
                 self.task(ctx, LAUNCH, task);
             }
             Err(e) => {
-                self.error = Some(e.to_string());
+                self.error = Some(e);
                 ctx.stop();
             }
         }
@@ -271,12 +278,7 @@ impl HostRuntime {
         }
         let w = &self.cfg.work;
         let n = self.active.len() as u64;
-        let s = &self.planner.scenario;
-        // The values the host samples among, per request, and their size.
-        let (candidates, bytes_each) = match s.sampling {
-            Sampling::Host => (self.planner.model.vocab as u64, s.activation_dtype.bytes()),
-            Sampling::Device => (s.top_k as u64 * self.planner.placement.devices as u64, 8),
-        };
+        let SampleWork { candidates_per_request: candidates, bytes_per_candidate: bytes_each } = self.cfg.sample;
         let task = HostTask {
             name: "sample",
             instructions: w.sample_per_request * n,
@@ -290,14 +292,7 @@ impl HostRuntime {
 
     fn tokens_out(&mut self, ctx: &mut Ctx<'_, Msg>) {
         let now = ctx.now();
-        for &i in &self.active {
-            let r = &mut self.requests[i];
-            r.prefilled = true;
-            r.generated += 1;
-            r.record.tokens += 1;
-            r.record.first_token.get_or_insert(now);
-            r.record.last_token = Some(now);
-        }
+        self.batch.tokens_out(&self.active, now);
         if let Some(mut step) = self.current.take() {
             step.end = now;
             step.tokens = self.active.len() as u32;

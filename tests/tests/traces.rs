@@ -1,0 +1,125 @@
+//! Step traces: a step written to a file and replayed gives what the direct
+//! run gives; the shipped samples are what `trace gen` writes today; bad
+//! files are errors at their line.
+
+use npusim_tests::{file, hardware, npusim, scratch};
+use workloads::{Workload, load_workload, record_step, replay, run};
+
+fn example(name: &str) -> Workload {
+    let path = format!("{}/../traces/examples/{name}.toml", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).expect("the example workloads ship");
+    load_workload(&path, &text).expect("the example workloads load")
+}
+
+fn report(r: &workloads::RunResult) -> String {
+    reports::Report::new(r, 0.0).to_json()
+}
+
+#[test]
+fn a_step_written_and_replayed_gives_the_direct_runs_result() {
+    let hw = hardware("sovereign-node");
+    for name in ["axk1-decode-b4", "axk1-prefill-512"] {
+        let workload = example(name);
+        let direct = run(&hw, &workload, 7).unwrap();
+        assert_eq!(direct.steps.len(), 1, "{name}: the example is one step");
+        let text = traces::step::to_string(&record_step(&hw, &workload, 7, 0).unwrap(), "test");
+        let read = traces::step::read("trace.jsonl", text.as_bytes()).unwrap();
+        let replayed = replay(&hw, &read).unwrap();
+        assert_eq!(replayed.simulated, direct.simulated, "{name}");
+        assert_eq!(replayed.events, direct.events, "{name}");
+        // Everything the report says, energy and per-component figures included.
+        assert_eq!(report(&replayed), report(&direct), "{name}");
+    }
+}
+
+#[test]
+fn a_later_step_is_the_one_the_run_builds() {
+    // Step 1 of a prefill workload is its first decode: one new token on top of the prompt.
+    let hw = hardware("sovereign-node");
+    let mut workload = example("axk1-prefill-512");
+    workload.spec.scenario.output_tokens = 3;
+    let step = record_step(&hw, &workload, 1, 1).unwrap();
+    assert!(step.requests.iter().all(|r| r.cached == 512 && r.new_tokens == 1), "{:?}", step.requests);
+    let e = record_step(&hw, &workload, 1, 3).unwrap_err();
+    assert!(e.0.contains("has steps 0 to 2"), "{e}");
+}
+
+#[test]
+fn the_shipped_samples_are_what_trace_gen_writes() {
+    for name in ["axk1-decode-b4", "axk1-prefill-512"] {
+        let dir = format!("{}/../traces/examples", env!("CARGO_MANIFEST_DIR"));
+        let shipped = std::fs::read_to_string(format!("{dir}/{name}.jsonl")).unwrap();
+        let out = scratch(name).join("t.jsonl");
+        let written =
+            npusim(&["trace", "gen", "--workload", &format!("{dir}/{name}.toml"), "--out", out.to_str().unwrap()]);
+        assert_eq!(written.status, 0, "{}", written.stderr);
+        assert!(
+            std::fs::read_to_string(&out).unwrap() == shipped,
+            "traces/examples/{name}.jsonl is stale: regenerate it with \
+             `npusim trace gen --workload traces/examples/{name}.toml --out traces/examples/{name}.jsonl`"
+        );
+        let replayed = npusim(&["trace", "replay", &format!("{dir}/{name}.jsonl"), "--hw", "sovereign-node", "--json"]);
+        assert_eq!(replayed.status, 0, "{}", replayed.stderr);
+    }
+}
+
+/// A change to one line of a trace.
+type Edit = fn(&str) -> String;
+
+fn sample_lines() -> Vec<String> {
+    let path = format!("{}/../traces/examples/axk1-decode-b4.jsonl", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(path).unwrap().lines().map(String::from).collect()
+}
+
+#[test]
+fn an_unknown_format_version_is_a_clear_error() {
+    let mut lines = sample_lines();
+    lines[0] = lines[0].replacen("\"version\":1", "\"version\":2", 1);
+    let path = file("v2.jsonl", &lines.join("\n"));
+    let out = npusim(&["trace", "replay", &path]);
+    assert_eq!(out.status, 2);
+    assert!(
+        out.stderr
+            .contains("v2.jsonl:1: field `version`: format version 2 is not one this npusim reads: it reads version 1"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn bad_op_lines_are_errors_at_their_line() {
+    let base = sample_lines();
+    let cases: [(&str, Edit, &str); 4] = [
+        (
+            "forward dependency",
+            |l: &str| l.replacen("\"deps\":[2]", "\"deps\":[9]", 1),
+            "field `deps`: expected ids of earlier ops",
+        ),
+        (
+            "device out of range",
+            |l: &str| l.replacen("{\"device\":0,", "{\"device\":99,", 1),
+            "field `compute[0].device`: expected a device below 32, found 99",
+        ),
+        (
+            "zero size",
+            |l: &str| l.replacen("\"n\":1536", "\"n\":0", 1),
+            "field `compute[0].kernel.n`: expected at least 1, found 0",
+        ),
+        ("unknown field", |l: &str| l.replacen("\"flops\"", "\"flop\"", 1), "unknown field `flop`"),
+    ];
+    for (what, edit, expected) in cases {
+        let mut lines = base.clone();
+        // Line 5 of the file is op 3, `l0.attn.q_a`, which depends on op 2.
+        lines[4] = edit(&lines[4]);
+        assert_ne!(lines[4], base[4], "{what}: the edit applies");
+        let path = file("bad.jsonl", &lines.join("\n"));
+        let out = npusim(&["trace", "replay", &path]);
+        assert_eq!(out.status, 2, "{what}");
+        assert!(out.stderr.contains("bad.jsonl:5") && out.stderr.contains(expected), "{what}: {}", out.stderr);
+    }
+    // A cut-off file.
+    let path = file("cut.jsonl", &base[..100].join("\n"));
+    let out = npusim(&["trace", "replay", &path]);
+    assert_eq!(out.status, 2);
+    assert!(out.stderr.contains("the header announces 1584 ops but the file has 99"), "{}", out.stderr);
+}
