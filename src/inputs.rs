@@ -62,7 +62,15 @@ pub fn workload(arg: &str) -> Result<Workload, Failure> {
         let known: Vec<&str> = presets.iter().map(|(n, _, _)| *n).collect();
         return Err(Failure::Input(format!("`{arg}` is neither a workload preset ({}) nor a file", known.join(", "))));
     }
-    workloads::load_workload(arg, &read(arg)?).map_err(Failure::from)
+    let mut workload = workloads::load_workload(arg, &read(arg)?).map_err(Failure::from)?;
+    if let workloads::workload::Routing::Histogram { file, counts } = &mut workload.spec.routing {
+        // Relative to the workload file, as a user writing it next to the file expects.
+        let path = Path::new(arg).parent().unwrap_or(Path::new(".")).join(&*file);
+        let path = path.to_string_lossy().into_owned();
+        let m = &workload.model;
+        *counts = workloads::routing::parse_histogram(&path, &read(&path)?, m.ffn.routed_experts, m.moe_layers())?;
+    }
+    Ok(workload)
 }
 
 /// A model config from a shipped name, a TOML file or a Hugging Face `config.json`.

@@ -70,9 +70,9 @@ fn predicted_all_to_all(w: &Workload, devices: u32, ep: u32, seed: u64) -> u64 {
     let mut router = Router::new(&w.spec.routing, m.ffn.routed_experts, m.ffn.experts_per_token, seed);
     let per_target = m.hidden as u64 * (1 + 2);
     let mut bytes = 0;
-    for _layer in 0..m.moe_layers() {
+    for layer in 0..m.moe_layers() {
         for device in 0..devices {
-            let experts = router.route(1).remove(0);
+            let experts = router.route(layer, 1).remove(0);
             let group = device / ep;
             let mut targets: Vec<u32> = experts.iter().map(|e| group * ep + e % ep).collect();
             targets.sort_unstable();
@@ -117,4 +117,55 @@ fn expert_parallel_over_more_cards_moves_exactly_the_predicted_bytes() {
     let (_, p32, s32) = results[1];
     assert!(p32 > p4, "more groups' worth of experts elsewhere: {p32} vs {p4}");
     assert_eq!(s32 - s4, p32 - p4);
+}
+
+#[test]
+fn placing_experts_by_load_shortens_a_skewed_step_and_replicas_save_traffic() {
+    use workloads::workload::ExpertPlacement;
+    // Qwen1.5-MoE prefill on one REBEL-Quad: 15 experts per chiplet, and with
+    // Zipf 1.5 under this seed the hottest experts share a chiplet.
+    let run_with = |placement: ExpertPlacement| {
+        let mut w = qwen(Phase::Prefill, 4, 1024, Routing::Zipf { exponent: 1.5 });
+        w.spec.plan.expert_placement = placement;
+        let r = run(&hardware("rebel-quad"), &w, 1).unwrap();
+        let d2d = reports::metrics::sum_stat(&r.stats, "link.d2d", "bytes");
+        ((r.steps[0].end - r.steps[0].start).as_secs_f64(), d2d, r.memory.weights)
+    };
+    let (balanced, balanced_d2d, balanced_weights) = run_with(ExpertPlacement::Balanced);
+    let (load_aware, _, load_aware_weights) = run_with(ExpertPlacement::LoadAware);
+    let (replicated, replicated_d2d, replicated_weights) = run_with(ExpertPlacement::ReplicatedHot { experts: 4 });
+    assert!(load_aware < 0.95 * balanced, "load-aware {load_aware} vs balanced {balanced}");
+    assert!(replicated < balanced, "replicated {replicated} vs balanced {balanced}");
+    assert_eq!(load_aware_weights, balanced_weights, "the same number of experts per chiplet");
+    // The 4 hottest experts' tokens stay home: less die-to-die traffic, paid
+    // for with 14 + 4 experts per chiplet instead of 15 (3 more, 24 layers, FP8).
+    assert!(replicated_d2d < balanced_d2d * 7 / 10, "{replicated_d2d} vs {balanced_d2d}");
+    assert_eq!(replicated_weights - balanced_weights, 3 * 24 * 3 * 2048 * 1408);
+}
+
+#[test]
+fn a_recorded_routing_histogram_is_read_beside_the_workload() {
+    let dir = npusim_tests::scratch("histogram");
+    // Mixtral: 32 MoE layers of 8 experts; every layer sends all its tokens to experts 0 and 1.
+    let row = "5 5 0 0 0 0 0 0\n";
+    std::fs::write(dir.join("routes.txt"), format!("# tokens per expert, one line per MoE layer\n{row}")).unwrap();
+    let workload = "base = \"llama3.1-70b-decode\"\nname = \"h\"\nmodel = \"mixtral-8x7b\"\n\
+                    [scenario]\nbatch = 8\noutput_tokens = 1\n\
+                    [plan]\nexpert_parallel = 8\n\
+                    [routing]\ndistribution = \"histogram\"\nfile = \"routes.txt\"\n";
+    std::fs::write(dir.join("w.toml"), workload).unwrap();
+    let w = dir.join("w.toml");
+    let out = npusim_tests::npusim(&["run", "--workload", w.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["tokens_generated"], 8);
+    // A bad count is an error at its line and column.
+    std::fs::write(dir.join("routes.txt"), "5 5 0 0 0 0 0 0\n5 5 0 -1 0 0 0 0\n").unwrap();
+    let out = npusim_tests::npusim(&["run", "--workload", w.to_str().unwrap()]);
+    assert_eq!(out.status, 2);
+    assert!(
+        out.stderr.contains("routes.txt:2:7: field `routing.file`: expected a token count of 0 or more, found `-1`"),
+        "{}",
+        out.stderr
+    );
 }

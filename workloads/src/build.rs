@@ -13,7 +13,7 @@
 use crate::graph::{Kernel, Op, OpBody, OpClass, Shard, StepGraph, Transfer};
 use crate::model::{Attention, ModelConfig};
 use crate::routing::Router;
-use crate::workload::{Sampling, Scenario};
+use crate::workload::{ExpertPlacement, Plan, Sampling, Scenario};
 use isa::Dtype;
 use models::fabric::Endpoint;
 
@@ -25,11 +25,16 @@ pub struct Placement {
     pub tp: u32,
     /// Devices per expert group.
     pub ep: u32,
+    /// Per routed expert: its position within each expert group.
+    pub slot: Vec<u32>,
+    /// Per routed expert: whether every device holds a copy.
+    pub replicated: Vec<bool>,
 }
 
 impl Placement {
-    /// The placement `plan` asks for on `devices` chiplets, if it divides them.
-    pub fn for_plan(devices: u32, plan: &crate::workload::Plan) -> Result<Placement, String> {
+    /// The placement `plan` asks for on `devices` chiplets, if it divides
+    /// them; `load` is each routed expert's expected share of tokens.
+    pub fn for_plan(devices: u32, plan: &Plan, load: &[f64]) -> Result<Placement, String> {
         let tp = plan.attention_tensor_parallel.max(1);
         if !devices.is_multiple_of(tp) {
             return Err(format!("plan.attention_tensor_parallel = {tp} does not divide the {devices} chiplets"));
@@ -38,7 +43,24 @@ impl Placement {
         if !devices.is_multiple_of(ep) {
             return Err(format!("plan.expert_parallel = {ep} does not divide the {devices} chiplets"));
         }
-        Ok(Placement { devices, tp, ep })
+        let experts = load.len();
+        let mut replicated = vec![false; experts];
+        let slot = match plan.expert_placement {
+            ExpertPlacement::Balanced => (0..experts as u32).map(|e| e % ep).collect(),
+            ExpertPlacement::LoadAware => load_aware(load, &replicated, ep),
+            ExpertPlacement::ReplicatedHot { experts: hot } => {
+                if hot as usize > experts {
+                    return Err(format!(
+                        "plan.expert_placement.experts = {hot} is more than the model's {experts} routed experts"
+                    ));
+                }
+                for e in by_load(load).into_iter().take(hot as usize) {
+                    replicated[e] = true;
+                }
+                load_aware(load, &replicated, ep)
+            }
+        };
+        Ok(Placement { devices, tp, ep, slot, replicated })
     }
 
     pub fn replicas(&self) -> u32 {
@@ -48,10 +70,54 @@ impl Placement {
         r * self.tp..(r + 1) * self.tp
     }
     /// The device holding `expert` for tokens dispatched from `device`.
-    fn expert_device(&self, device: u32, expert: u32) -> u32 {
-        let group = device / self.ep;
-        group * self.ep + expert % self.ep
+    pub fn expert_device(&self, device: u32, expert: u32) -> u32 {
+        if self.replicated[expert as usize] {
+            return device;
+        }
+        (device / self.ep) * self.ep + self.slot[expert as usize]
     }
+    /// Whether `device` holds `expert`.
+    fn holds(&self, device: u32, expert: u32) -> bool {
+        self.replicated[expert as usize] || self.slot[expert as usize] == device % self.ep
+    }
+    /// The most routed experts any device holds.
+    pub fn experts_per_device(&self) -> u64 {
+        let mut count = vec![0u64; self.ep as usize];
+        for (e, &s) in self.slot.iter().enumerate() {
+            if !self.replicated[e] {
+                count[s as usize] += 1;
+            }
+        }
+        count.into_iter().max().unwrap_or(0) + self.replicated.iter().filter(|&&r| r).count() as u64
+    }
+}
+
+/// Experts, most loaded first (ties by index, so the order is deterministic).
+fn by_load(load: &[f64]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..load.len()).collect();
+    order.sort_by(|&a, &b| load[b].total_cmp(&load[a]).then(a.cmp(&b)));
+    order
+}
+
+/// Greedy longest-processing-time placement of the experts not replicated:
+/// heaviest first, each onto the least-loaded position that still has room
+/// for its share of experts.
+fn load_aware(load: &[f64], replicated: &[bool], ep: u32) -> Vec<u32> {
+    let placed: Vec<usize> = by_load(load).into_iter().filter(|&e| !replicated[e]).collect();
+    let room = placed.len().div_ceil(ep as usize);
+    let mut totals = vec![0.0f64; ep as usize];
+    let mut counts = vec![0usize; ep as usize];
+    let mut slot = vec![0u32; load.len()];
+    for e in placed {
+        let best = (0..ep as usize)
+            .filter(|&p| counts[p] < room)
+            .min_by(|&a, &b| totals[a].total_cmp(&totals[b]).then(a.cmp(&b)))
+            .unwrap_or(0);
+        slot[e] = best as u32;
+        totals[best] += load[e];
+        counts[best] += 1;
+    }
+    slot
 }
 
 /// One request's part in a step.
@@ -372,7 +438,7 @@ impl Builder<'_> {
         let mut pairs = vec![vec![0u64; devices]; devices]; // tokens sent from -> to
         for r in 0..self.p.replicas() {
             let t = self.tokens(r);
-            for (j, choice) in router.route(t).into_iter().enumerate() {
+            for (j, choice) in router.route(l - m.ffn.dense_layers.min(l), t).into_iter().enumerate() {
                 let src = r * self.p.tp + j as u32 % self.p.tp;
                 local_tokens[src as usize] += 1;
                 let mut targets: Vec<u32> = Vec::new();
@@ -418,11 +484,10 @@ impl Builder<'_> {
                 .enumerate()
                 .filter(|(_, rows)| rows.iter().any(|&m| m > 0))
                 .map(|(d, rows)| {
-                    // This device's experts are every ep-th from its position in the group.
                     let local: Vec<u32> = rows
                         .iter()
                         .enumerate()
-                        .filter(|(e, _)| *e as u32 % self.p.ep == d as u32 % self.p.ep)
+                        .filter(|(e, _)| self.p.holds(d as u32, *e as u32))
                         .map(|(_, &m)| m)
                         .collect();
                     Shard { device: d as u32, kernel: Kernel::Gemm { rows: local, n, k, weight_dtype: wd, dtype: ad } }
@@ -586,5 +651,40 @@ impl Builder<'_> {
             .map(|dev| Transfer { from: Endpoint::Device(dev), to: Endpoint::Host(0), bytes: candidates[dev as usize] })
             .collect();
         self.push("logits".into(), OpClass::HostIo, vec![last], OpBody::Transfer(logits));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(placement: ExpertPlacement) -> Plan {
+        Plan { attention_tensor_parallel: 1, expert_parallel: 4, expert_placement: placement }
+    }
+
+    #[test]
+    fn load_aware_placement_spreads_the_heaviest_experts() {
+        // Experts 0..4 carry most of the load; balanced puts 0 and 4 together.
+        let load = [0.3, 0.25, 0.2, 0.15, 0.02, 0.02, 0.02, 0.02, 0.01, 0.01];
+        let p = Placement::for_plan(8, &plan(ExpertPlacement::LoadAware), &load).unwrap();
+        let hot: Vec<u32> = p.slot[..4].to_vec();
+        let mut distinct = hot.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 4, "{hot:?}");
+        assert_eq!(p.experts_per_device(), 3, "no position holds more than its share (10 over 4)");
+        assert_eq!(p.expert_device(5, 0), 4 + p.slot[0], "device 5 dispatches within its group 4..8");
+    }
+
+    #[test]
+    fn replicated_experts_stay_on_the_dispatching_device() {
+        let load = [0.3, 0.25, 0.2, 0.15, 0.02, 0.02, 0.02, 0.02, 0.01, 0.01];
+        let p = Placement::for_plan(8, &plan(ExpertPlacement::ReplicatedHot { experts: 2 }), &load).unwrap();
+        assert!(p.replicated[0] && p.replicated[1] && !p.replicated[2]);
+        assert_eq!(p.expert_device(6, 1), 6);
+        // 8 placed experts over 4 positions, plus the 2 copies.
+        assert_eq!(p.experts_per_device(), 2 + 2);
+        let too_many = Placement::for_plan(8, &plan(ExpertPlacement::ReplicatedHot { experts: 11 }), &load);
+        assert!(too_many.unwrap_err().contains("more than the model's 10 routed experts"));
     }
 }

@@ -33,15 +33,16 @@ pub fn first_step(
         return Err(format!("--device {device}: `{}` has chiplets 0 to {}", hardware.name, devices.saturating_sub(1)));
     }
     let w = &workload.spec;
-    let placement = Placement::for_plan(devices, &w.plan).map_err(|e| format!("{e} of `{}`", hardware.name))?;
+    let model = &workload.model;
+    let mut router = Router::new(&w.routing, model.ffn.routed_experts.max(1), model.ffn.experts_per_token, 1);
+    let placement = Placement::for_plan(devices, &w.plan, &router.expected_load())
+        .map_err(|e| format!("{e} of `{}`", hardware.name))?;
     let s = &w.scenario;
     let request = match s.phase {
         Phase::Decode => RequestStep { cached: s.context_tokens, new_tokens: 1 },
         Phase::Prefill => RequestStep { cached: 0, new_tokens: s.context_tokens },
     };
     let requests = vec![request; s.batch as usize];
-    let model = &workload.model;
-    let mut router = Router::new(&w.routing, model.ffn.routed_experts.max(1), model.ffn.experts_per_token, 1);
     let graph = build_step(model, s, &placement, &requests, &mut router);
     let mut compiler = KernelCompiler::new(target.clone());
     let mut out = Vec::new();

@@ -77,7 +77,7 @@ pub fn memory_use(model: &ModelConfig, w: &WorkloadSpec, p: &Placement, capacity
         Attention::Gqa { .. } => 0,
     };
     let attention = replicated_attention + (params.attention_per_layer - replicated_attention).div_ceil(tp);
-    let experts_here = (f.routed_experts as u64).div_ceil(p.ep as u64);
+    let experts_here = if f.routed_experts == 0 { 0 } else { p.experts_per_device() };
     let per_moe = (experts_here + f.shared_experts as u64) * params.expert;
     let weight_elems = params.embedding
         + params.lm_head.div_ceil(p.devices as u64)
@@ -103,14 +103,14 @@ fn gb(bytes: u64) -> String {
 pub fn run(hardware: &SystemSpec, workload: &Workload, seed: u64) -> Result<RunResult, RunError> {
     let w = &workload.spec;
     let model = &workload.model;
-    let placement = placement(hardware, w)?;
+    let router = router(w, model, seed)?;
+    let placement = placement(hardware, w, &router.expected_load())?;
     let memory = fits(hardware, model, w, &placement)?;
-    let experts = model.ffn.routed_experts.max(1);
     let source = StepSource::Build {
-        model: model.clone(),
+        model: Box::new(model.clone()),
         scenario: w.scenario.clone(),
         placement: placement.clone(),
-        router: Router::new(&w.routing, experts, model.ffn.experts_per_token, seed),
+        router,
     };
     let sample = SampleWork::of(model, &w.scenario, placement.devices);
     let run = Execution { workload: w, model: Some(model), seed, placement, memory, source, sample };
@@ -138,13 +138,14 @@ pub struct RecordedStep {
 pub fn record_step(hardware: &SystemSpec, workload: &Workload, seed: u64, step: u64) -> Result<RecordedStep, RunError> {
     let w = &workload.spec;
     let model = &workload.model;
-    let placement = placement(hardware, w)?;
+    let router = router(w, model, seed)?;
+    let placement = placement(hardware, w, &router.expected_load())?;
     fits(hardware, model, w, &placement)?;
     let mut source = StepSource::Build {
-        model: model.clone(),
+        model: Box::new(model.clone()),
         scenario: w.scenario.clone(),
         placement: placement.clone(),
-        router: Router::new(&w.routing, model.ffn.routed_experts.max(1), model.ffn.experts_per_token, seed),
+        router,
     };
     let mut batch = Batch::from_scenario(&w.scenario);
     let mut index = 0;
@@ -174,7 +175,8 @@ pub fn record_step(hardware: &SystemSpec, workload: &Workload, seed: u64, step: 
 /// Simulate one recorded step on `hardware`, served as the run serves it.
 pub fn replay(hardware: &SystemSpec, recorded: &RecordedStep) -> Result<RunResult, RunError> {
     let w = &recorded.workload;
-    let placement = placement(hardware, w)?;
+    let experts = recorded.model.as_ref().map_or(1, |m| m.ffn.routed_experts.max(1));
+    let placement = placement(hardware, w, &vec![1.0 / experts as f64; experts as usize])?;
     if recorded.graph.devices != placement.devices {
         return Err(RunError(format!(
             "the trace is placed on {} chiplets but `{}` has {}",
@@ -216,8 +218,18 @@ fn chiplet_capacity(hardware: &SystemSpec) -> u64 {
     hardware.node.card.as_ref().map_or(0, |c| c.chiplet.memory.capacity().get())
 }
 
-/// The placement `w`'s plan asks for on `hardware`'s chiplets.
-fn placement(hardware: &SystemSpec, w: &WorkloadSpec) -> Result<Placement, RunError> {
+/// The router of `w`'s routing model; a histogram must have been read.
+fn router(w: &WorkloadSpec, model: &ModelConfig, seed: u64) -> Result<Router, RunError> {
+    if let crate::workload::Routing::Histogram { file, counts } = &w.routing
+        && counts.is_empty()
+    {
+        return Err(RunError(format!("routing.file `{file}` was not read: load the workload from its file")));
+    }
+    Ok(Router::new(&w.routing, model.ffn.routed_experts.max(1), model.ffn.experts_per_token, seed))
+}
+
+/// The placement `w`'s plan asks for on `hardware`'s chiplets, given each expert's expected load.
+fn placement(hardware: &SystemSpec, w: &WorkloadSpec, load: &[f64]) -> Result<Placement, RunError> {
     let devices = hardware.device_count();
     if hardware.node.card.is_none() || devices == 0 {
         return Err(RunError(format!(
@@ -225,7 +237,7 @@ fn placement(hardware: &SystemSpec, w: &WorkloadSpec) -> Result<Placement, RunEr
             hardware.name
         )));
     }
-    Placement::for_plan(devices, &w.plan).map_err(|e| RunError(format!("{e} of `{}`", hardware.name)))
+    Placement::for_plan(devices, &w.plan, load).map_err(|e| RunError(format!("{e} of `{}`", hardware.name)))
 }
 
 /// Check the dtypes and the memory of one chiplet against what `w` needs.

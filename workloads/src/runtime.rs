@@ -65,7 +65,7 @@ pub struct StepRecord {
 #[derive(Debug)]
 pub enum StepSource {
     /// Built from the model and scenario, with expert choices drawn by the router.
-    Build { model: ModelConfig, scenario: Scenario, placement: Placement, router: Router },
+    Build { model: Box<ModelConfig>, scenario: Scenario, placement: Placement, router: Router },
     /// Recorded graphs (a step trace), one per step, in order.
     Recorded(VecDeque<StepGraph>),
 }

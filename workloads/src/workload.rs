@@ -80,11 +80,13 @@ pub struct Plan {
     /// Devices that share one copy of the routed experts; 0 = all devices.
     #[serde(default)]
     pub expert_parallel: u32,
+    #[serde(default)]
+    pub expert_placement: ExpertPlacement,
 }
 
 impl Default for Plan {
     fn default() -> Self {
-        Plan { attention_tensor_parallel: 1, expert_parallel: 0 }
+        Plan { attention_tensor_parallel: 1, expert_parallel: 0, expert_placement: ExpertPlacement::Balanced }
     }
 }
 
@@ -102,6 +104,30 @@ pub enum Routing {
     Uniform,
     /// Expert `i` (after a seeded shuffle) chosen with weight `1 / (i + 1)^exponent`.
     Zipf { exponent: f64 },
+    /// Recorded per-layer token counts: a text file, one line per MoE layer,
+    /// one count per routed expert (path relative to the workload file).
+    Histogram {
+        file: String,
+        /// The file's counts, filled in when the workload is loaded from a file.
+        #[serde(skip)]
+        counts: Vec<Vec<f64>>,
+    },
+}
+
+/// Where each MoE layer's routed experts live within an expert group.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ExpertPlacement {
+    /// Expert `e` on position `e mod expert_parallel` of its group.
+    #[default]
+    Balanced,
+    /// Experts spread by their expected load (from the routing model), the
+    /// heaviest first onto the least-loaded chiplet, each chiplet holding at
+    /// most its share of experts.
+    LoadAware,
+    /// The `experts` most loaded experts copied onto every chiplet, so their
+    /// tokens stay where they are; the rest placed load-aware.
+    ReplicatedHot { experts: u32 },
 }
 
 /// A loaded workload: its spec and the model it names.
