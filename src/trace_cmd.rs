@@ -27,6 +27,15 @@ pub enum TraceCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Convert MLCommons Chakra execution traces (.et protobuf or JSON; one file per rank) into a step trace.
+    ImportChakra {
+        /// The ranks' traces, rank 0 first; rank i runs on chiplet i.
+        #[arg(required = true)]
+        ranks: Vec<String>,
+        /// The step trace to write (JSON Lines).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Simulate a step trace on a system and report as `npusim run` does.
     Replay {
         trace: String,
@@ -59,6 +68,32 @@ pub fn trace(command: TraceCommand, text: &mut String) -> Result<(), Failure> {
                 hardware.name,
                 out.display()
             );
+            Ok(())
+        }
+        TraceCommand::ImportChakra { ranks, out } => {
+            let mut parsed = Vec::new();
+            for path in &ranks {
+                let bytes =
+                    std::fs::read(path).map_err(|e| Failure::Input(format!("{path}: cannot read the file: {e}")))?;
+                parsed.push((path.clone(), traces::chakra::parse_rank(path, &bytes)?));
+            }
+            let imported = traces::chakra::import(&parsed)?;
+            let name = out.file_stem().and_then(|s| s.to_str()).unwrap_or("chakra").to_string();
+            let step = traces::chakra::recorded_step(&name, imported.graph.clone());
+            let producer = format!("npusim {} trace import-chakra", env!("CARGO_PKG_VERSION"));
+            output::write_atomically_with(&out, |w| traces::step::write(w, &step, &producer))?;
+            let _ = writeln!(
+                text,
+                "wrote {} ops on {} chiplets to {}: {} Chakra nodes mapped, {} not",
+                step.graph.ops.len(),
+                step.graph.devices,
+                out.display(),
+                imported.mapped,
+                imported.unmapped.values().sum::<u64>()
+            );
+            for (kind, count) in &imported.unmapped {
+                let _ = writeln!(text, "  not mapped: {count} x {kind}");
+            }
             Ok(())
         }
         TraceCommand::Replay { trace, hw, json } => {

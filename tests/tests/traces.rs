@@ -123,3 +123,43 @@ fn bad_op_lines_are_errors_at_their_line() {
     assert_eq!(out.status, 2);
     assert!(out.stderr.contains("the header announces 1584 ops but the file has 99"), "{}", out.stderr);
 }
+
+#[test]
+fn chakra_traces_import_and_replay() {
+    // Four ranks of a tensor-parallel layer in Chakra's JSON form: a GEMM,
+    // an all-reduce of 8 MiB, a host-side op npusim cannot place, a GEMM.
+    let dir = scratch("chakra");
+    let mut ranks = Vec::new();
+    for r in 0..4 {
+        let text = r#"{ "version": "0.0.4" }
+{ "id": "10", "name": "qkv", "type": "COMP_NODE",
+  "attr": [ { "name": "num_ops", "int64Val": "68719476736" }, { "name": "tensor_size", "uint64Val": "33554432" } ] }
+{ "id": "11", "name": "allreduce", "type": "COMM_COLL_NODE", "dataDeps": [ "10" ],
+  "attr": [ { "name": "comm_type", "int64Val": "0" }, { "name": "comm_size", "int64Val": "8388608" } ] }
+{ "id": "12", "name": "log", "type": "COMP_NODE", "dataDeps": [ "11" ],
+  "attr": [ { "name": "is_cpu_op", "boolVal": true }, { "name": "num_ops", "int64Val": "10" } ] }
+{ "id": "13", "name": "mlp", "type": "COMP_NODE", "dataDeps": [ "12" ],
+  "attr": [ { "name": "num_ops", "int64Val": "137438953472" }, { "name": "tensor_size", "uint64Val": "67108864" } ] }
+"#;
+        let path = dir.join(format!("rank{r}.json"));
+        std::fs::write(&path, text).unwrap();
+        ranks.push(path.to_string_lossy().into_owned());
+    }
+    let out = dir.join("layer.jsonl");
+    let mut args = vec!["trace", "import-chakra"];
+    args.extend(ranks.iter().map(String::as_str));
+    args.extend(["--out", out.to_str().unwrap()]);
+    let imported = npusim(&args);
+    assert_eq!(imported.status, 0, "{}", imported.stderr);
+    assert!(imported.stdout.contains("12 Chakra nodes mapped, 4 not"), "{}", imported.stdout);
+    assert!(imported.stdout.contains("not mapped: 4 x COMP_NODE on the CPU (is_cpu_op)"), "{}", imported.stdout);
+    let replayed = npusim(&["trace", "replay", out.to_str().unwrap(), "--hw", "rebel-quad", "--json"]);
+    assert_eq!(replayed.status, 0, "{}", replayed.stderr);
+    let report: serde_json::Value = serde_json::from_str(&replayed.stdout).unwrap();
+    // 64 + 128 GFLOP... per chiplet at 500 TFLOP/s of FP8 is >= 0.38 ms; BF16 runs at half that rate.
+    let seconds = report["simulated_seconds"].as_f64().unwrap();
+    assert!(seconds > 2.0 * 192e9 / 500e12, "{seconds}");
+    // More ranks than the system has chiplets is an error.
+    let small = npusim(&["trace", "replay", out.to_str().unwrap(), "--hw", "atom"]);
+    assert_eq!(small.status, 2, "{}", small.stderr);
+}

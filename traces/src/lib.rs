@@ -5,10 +5,12 @@
 //! as DRAM simulators use), read lazily so traces of any length stream
 //! through; step traces ([`step`]: the op graph of one inference step as
 //! JSON Lines, versioned, documented in traces/README.md), which
-//! `npusim trace gen` writes and `npusim trace replay` simulates. Timelines
+//! `npusim trace gen` writes and `npusim trace replay` simulates; and the
+//! import of MLCommons Chakra execution traces into step traces ([`chakra`]). Timelines
 //! will join them. This crate parses and
 //! prints; it holds no simulation logic, and it reads from `BufRead`s the
 //! caller opens.
 
+pub mod chakra;
 pub mod memory;
 pub mod step;
