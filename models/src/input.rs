@@ -75,6 +75,28 @@ impl InputError {
     }
 }
 
+/// Parse JSON `text` (named `source`; its first line is line `first_line` of
+/// the file) as `T`, with an error naming the line, column and field path.
+pub fn load_json<T: DeserializeOwned>(source: &str, text: &str, first_line: usize) -> Result<T, InputError> {
+    let de = &mut serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = inner.to_string();
+        // serde_json appends " at line L column C"; the location has its own fields.
+        let message = message.split(" at line ").next().unwrap_or(&message).to_string();
+        InputError {
+            problems: vec![Problem {
+                source: source.into(),
+                line: Some(first_line + inner.line().max(1) - 1),
+                column: Some(inner.column()),
+                path: if path == "." { String::new() } else { path },
+                message,
+            }],
+        }
+    })
+}
+
 /// A semantic problem found after parsing: a field path and what is wrong.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Invalid {

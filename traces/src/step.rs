@@ -123,15 +123,7 @@ fn problem(source: &str, line: usize, column: Option<usize>, path: &str, message
 
 /// Parse one line as `T`, with errors at `line` naming the field.
 fn parse<T: DeserializeOwned>(source: &str, line: usize, text: &str) -> Result<T, InputError> {
-    let de = &mut serde_json::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let message = inner.to_string();
-        let message = message.split(" at line ").next().unwrap_or(&message).to_string();
-        let path = if path == "." { String::new() } else { path };
-        problem(source, line, Some(inner.column()), &path, message)
-    })
+    models::input::load_json(source, text, line)
 }
 
 /// Read a step trace; `source` names it in errors.

@@ -54,24 +54,7 @@ pub const FAMILIES: &[&str] = &["llama", "mixtral", "qwen2_moe", "deepseek_v3", 
 /// Import `text`, a `config.json`, named `source` in errors. The model is
 /// named after `_name_or_path` when present, else `fallback_name`.
 pub fn import_hf_config(source: &str, text: &str, fallback_name: &str) -> Result<ModelConfig, InputError> {
-    let de = &mut serde_json::Deserializer::from_str(text);
-    let hf: HfConfig = serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let message = inner.to_string();
-        // serde_json appends " at line L column C"; the location goes in its own fields.
-        let message = message.split(" at line ").next().unwrap_or(&message).to_string();
-        let path = if path == "." { String::new() } else { path };
-        InputError {
-            problems: vec![Problem {
-                source: source.into(),
-                line: Some(inner.line()),
-                column: Some(inner.column()),
-                path,
-                message,
-            }],
-        }
-    })?;
+    let hf: HfConfig = models::input::load_json(source, text, 1)?;
     let located = |problems: Vec<Invalid>| InputError {
         problems: problems.into_iter().map(|p| locate(source, text, p)).collect(),
     };
