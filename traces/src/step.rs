@@ -11,8 +11,7 @@
 //! not read), and either `compute` (one kernel per device) or `transfers`
 //! (point-to-point, between `{"device": N}` and `{"host": N}`).
 
-use models::input::{InputError, Problem};
-use serde::de::DeserializeOwned;
+use models::input::{InputError, Problem, load_json};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, Write};
 use workloads::RecordedStep;
@@ -121,11 +120,6 @@ fn problem(source: &str, line: usize, column: Option<usize>, path: &str, message
     }
 }
 
-/// Parse one line as `T`, with errors at `line` naming the field.
-fn parse<T: DeserializeOwned>(source: &str, line: usize, text: &str) -> Result<T, InputError> {
-    models::input::load_json(source, text, line)
-}
-
 /// Read a step trace; `source` names it in errors.
 pub fn read(source: &str, reader: impl BufRead) -> Result<RecordedStep, InputError> {
     let mut lines = reader.lines().enumerate().map(|(i, l)| (i + 1, l));
@@ -135,7 +129,7 @@ pub fn read(source: &str, reader: impl BufRead) -> Result<RecordedStep, InputErr
     };
     let first = first.map_err(|e| io(1, e))?;
     // Format and version first, so a newer file gets that message rather than a field error.
-    let probe: serde_json::Value = parse(source, 1, &first)?;
+    let probe: serde_json::Value = load_json(source, &first, 1)?;
     match probe.get("format").and_then(|f| f.as_str()) {
         Some(FORMAT) => {}
         other => {
@@ -161,14 +155,14 @@ pub fn read(source: &str, reader: impl BufRead) -> Result<RecordedStep, InputErr
         }
         None => return Err(problem(source, 1, None, "version", "expected a format version number, found nothing")),
     }
-    let header: Header = parse(source, 1, &first)?;
+    let header: Header = load_json(source, &first, 1)?;
     let mut ops = Vec::new();
     for (line, text) in lines {
         let text = text.map_err(|e| io(line, e))?;
         if text.trim().is_empty() {
             continue;
         }
-        let op: OpLine = parse(source, line, &text)?;
+        let op: OpLine = load_json(source, &text, line)?;
         ops.push(check_op(source, line, op, ops.len() as u64, header.devices)?);
     }
     if ops.len() as u64 != header.ops {

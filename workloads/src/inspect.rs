@@ -1,11 +1,12 @@
 //! What lowering makes of a workload's step, for `npusim lower`.
 
-use crate::build::{Placement, RequestStep, build_step};
+use crate::batch::Batch;
+use crate::build::{Placement, build_step};
 use crate::graph::{OpBody, OpClass};
 use crate::kernels::{self, KernelCompiler, Tensors};
 use crate::micro::core_target;
 use crate::routing::Router;
-use crate::workload::{Phase, Workload};
+use crate::workload::Workload;
 use isa::Program;
 use models::spec::SystemSpec;
 
@@ -38,11 +39,8 @@ pub fn first_step(
     let placement = Placement::for_plan(devices, &w.plan, &router.expected_load())
         .map_err(|e| format!("{e} of `{}`", hardware.name))?;
     let s = &w.scenario;
-    let request = match s.phase {
-        Phase::Decode => RequestStep { cached: s.context_tokens, new_tokens: 1 },
-        Phase::Prefill => RequestStep { cached: 0, new_tokens: s.context_tokens },
-    };
-    let requests = vec![request; s.batch as usize];
+    let batch = Batch::from_scenario(s);
+    let requests = batch.step(&batch.active());
     let graph = build_step(model, s, &placement, &requests, &mut router);
     let mut compiler = KernelCompiler::new(target.clone());
     let mut out = Vec::new();

@@ -18,7 +18,7 @@ use crate::workload::{Workload, WorkloadSpec};
 use isa::Dtype;
 use models::energy::EnergyBreakdown;
 use models::msg::Msg;
-use models::spec::SystemSpec;
+use models::spec::{CardSpec, SystemSpec};
 use models::units::Bytes;
 use sim_core::{ComponentStats, SystemBuilder, Time};
 use std::fmt;
@@ -101,8 +101,22 @@ fn gb(bytes: u64) -> String {
 
 /// Simulate `workload` on `hardware` with the given seed.
 pub fn run(hardware: &SystemSpec, workload: &Workload, seed: u64) -> Result<RunResult, RunError> {
-    let w = &workload.spec;
-    let model = &workload.model;
+    let (w, model) = (&workload.spec, &workload.model);
+    let (placement, memory, source) = built_steps(hardware, workload, seed)?;
+    let sample = SampleWork::of(model, &w.scenario, placement.devices);
+    let run = Execution { workload: w, model: Some(model), seed, placement, memory, source, sample };
+    execute(hardware, run, Batch::from_scenario(&w.scenario))
+}
+
+/// Where `workload`'s model goes on `hardware`, the memory it takes, and the
+/// source that builds its steps with the seeded router: what a run and a
+/// recorded step share.
+fn built_steps(
+    hardware: &SystemSpec,
+    workload: &Workload,
+    seed: u64,
+) -> Result<(Placement, MemoryUse, StepSource), RunError> {
+    let (w, model) = (&workload.spec, &workload.model);
     let router = router(w, model, seed)?;
     let placement = placement(hardware, w, &router.expected_load())?;
     let memory = fits(hardware, model, w, &placement)?;
@@ -112,9 +126,7 @@ pub fn run(hardware: &SystemSpec, workload: &Workload, seed: u64) -> Result<RunR
         placement: placement.clone(),
         router,
     };
-    let sample = SampleWork::of(model, &w.scenario, placement.devices);
-    let run = Execution { workload: w, model: Some(model), seed, placement, memory, source, sample };
-    execute(hardware, run, Batch::from_scenario(&w.scenario))
+    Ok((placement, memory, source))
 }
 
 /// One recorded step: the graph and what the host needs to serve it.
@@ -136,17 +148,8 @@ pub struct RecordedStep {
 /// build it: the batch walked through the earlier steps and the router drawn
 /// for each, without simulating them.
 pub fn record_step(hardware: &SystemSpec, workload: &Workload, seed: u64, step: u64) -> Result<RecordedStep, RunError> {
-    let w = &workload.spec;
-    let model = &workload.model;
-    let router = router(w, model, seed)?;
-    let placement = placement(hardware, w, &router.expected_load())?;
-    fits(hardware, model, w, &placement)?;
-    let mut source = StepSource::Build {
-        model: Box::new(model.clone()),
-        scenario: w.scenario.clone(),
-        placement: placement.clone(),
-        router,
-    };
+    let (w, model) = (&workload.spec, &workload.model);
+    let (placement, _, mut source) = built_steps(hardware, workload, seed)?;
     let mut batch = Batch::from_scenario(&w.scenario);
     let mut index = 0;
     loop {
@@ -204,7 +207,7 @@ pub fn replay(hardware: &SystemSpec, recorded: &RecordedStep) -> Result<RunResul
     }
     let memory = match &recorded.model {
         Some(model) => fits(hardware, model, w, &placement)?,
-        None => MemoryUse { weights: 0, kv_cache: 0, capacity: chiplet_capacity(hardware) },
+        None => MemoryUse { weights: 0, kv_cache: 0, capacity: card(hardware)?.chiplet.memory.capacity().get() },
     };
     let source = StepSource::Recorded(std::iter::once(recorded.graph.clone()).collect());
     let run = Execution {
@@ -219,8 +222,11 @@ pub fn replay(hardware: &SystemSpec, recorded: &RecordedStep) -> Result<RunResul
     execute(hardware, run, Batch::from_step(&recorded.requests))
 }
 
-fn chiplet_capacity(hardware: &SystemSpec) -> u64 {
-    hardware.node.card.as_ref().map_or(0, |c| c.chiplet.memory.capacity().get())
+/// The system's accelerator card; npusim runs model steps on NPUs.
+fn card(hardware: &SystemSpec) -> Result<&CardSpec, RunError> {
+    hardware.node.card.as_ref().filter(|_| hardware.device_count() > 0).ok_or_else(|| {
+        RunError(format!("hardware `{}` has no accelerator chiplets; npusim runs model steps on NPUs", hardware.name))
+    })
 }
 
 /// The router of `w`'s routing model; a histogram must have been read.
@@ -235,22 +241,14 @@ fn router(w: &WorkloadSpec, model: &ModelConfig, seed: u64) -> Result<Router, Ru
 
 /// The placement `w`'s plan asks for on `hardware`'s chiplets, given each expert's expected load.
 fn placement(hardware: &SystemSpec, w: &WorkloadSpec, load: &[f64]) -> Result<Placement, RunError> {
-    let devices = hardware.device_count();
-    if hardware.node.card.is_none() || devices == 0 {
-        return Err(RunError(format!(
-            "hardware `{}` has no accelerator chiplets; npusim runs model steps on NPUs",
-            hardware.name
-        )));
-    }
-    Placement::for_plan(devices, &w.plan, load).map_err(|e| RunError(format!("{e} of `{}`", hardware.name)))
+    card(hardware)?;
+    Placement::for_plan(hardware.device_count(), &w.plan, load)
+        .map_err(|e| RunError(format!("{e} of `{}`", hardware.name)))
 }
 
 /// Check the dtypes and the memory of one chiplet against what `w` needs.
 fn fits(hardware: &SystemSpec, model: &ModelConfig, w: &WorkloadSpec, p: &Placement) -> Result<MemoryUse, RunError> {
-    let Some(card) = hardware.node.card.as_ref() else {
-        return Err(RunError(format!("hardware `{}` has no accelerator chiplets", hardware.name)));
-    };
-    let chiplet = &card.chiplet;
+    let chiplet = &card(hardware)?.chiplet;
     for (what, dtype) in
         [("scenario.weight_dtype", w.scenario.weight_dtype), ("scenario.activation_dtype", w.scenario.activation_dtype)]
     {
@@ -293,10 +291,7 @@ struct Execution<'a> {
 }
 
 fn execute(hardware: &SystemSpec, run: Execution<'_>, batch: Batch) -> Result<RunResult, RunError> {
-    let Some(card) = hardware.node.card.as_ref() else {
-        return Err(RunError(format!("hardware `{}` has no accelerator chiplets", hardware.name)));
-    };
-    let target = CoreTarget::for_chiplet(&card.chiplet, None);
+    let target = CoreTarget::for_chiplet(&card(hardware)?.chiplet, None);
     let planner = StepPlanner { source: run.source, lowerer: Lowerer::new(target, hardware.simulation.replay_kernels) };
     let targets: Vec<u32> = batch.targets().collect();
 
