@@ -62,11 +62,19 @@ pub fn workload(arg: &str) -> Result<Workload, Failure> {
         let known: Vec<&str> = presets.iter().map(|(n, _, _)| *n).collect();
         return Err(Failure::Input(format!("`{arg}` is neither a workload preset ({}) nor a file", known.join(", "))));
     }
-    let mut workload = workloads::load_workload(arg, &read(arg)?).map_err(Failure::from)?;
+    // Files a workload names are relative to it, as a user writing them next to it expects.
+    let beside =
+        |file: &str| Path::new(arg).parent().unwrap_or(Path::new(".")).join(file).to_string_lossy().into_owned();
+    let model_file = |file: &str| {
+        let path = beside(file);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            models::input::InputError::general(arg, format!("model = \"{file}\": cannot read {path}: {e}"))
+        })?;
+        workloads::model::load_model_file(&path, &text)
+    };
+    let mut workload = workloads::workload::load_workload_with(arg, &read(arg)?, &model_file)?;
     if let workloads::workload::Routing::Histogram { file, counts } = &mut workload.spec.routing {
-        // Relative to the workload file, as a user writing it next to the file expects.
-        let path = Path::new(arg).parent().unwrap_or(Path::new(".")).join(&*file);
-        let path = path.to_string_lossy().into_owned();
+        let path = beside(file);
         let m = &workload.model;
         *counts = workloads::routing::parse_histogram(&path, &read(&path)?, m.ffn.routed_experts, m.moe_layers())?;
     }

@@ -8,6 +8,7 @@ use serde::Serialize;
 use sim_core::Time;
 use std::collections::BTreeMap;
 use workloads::RunResult;
+use workloads::lengths::Length;
 
 /// Version of the JSON schema; bump it when a field changes meaning or goes away.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -60,11 +61,13 @@ pub struct WorkloadSummary {
     pub model: String,
     pub phase: String,
     pub batch: u32,
-    pub context_tokens: u32,
-    pub output_tokens: u32,
+    /// A count, or the distribution each request's count was drawn from.
+    pub context_tokens: Length,
+    pub output_tokens: Length,
     pub weight_dtype: Dtype,
     pub activation_dtype: Dtype,
     pub kv_dtype: Dtype,
+    pub pipeline_parallel: u32,
     pub attention_tensor_parallel: u32,
     pub expert_parallel: u32,
     pub data_parallel: u32,
@@ -167,14 +170,15 @@ impl Report {
             },
             workload: WorkloadSummary {
                 name: r.workload.name.clone(),
-                model: r.workload.model.clone(),
+                model: r.model.as_ref().map_or_else(|| r.workload.model.clone(), |m| m.name.clone()),
                 phase: format!("{:?}", s.phase).to_lowercase(),
                 batch: s.batch,
-                context_tokens: s.context_tokens,
-                output_tokens: s.output_tokens,
+                context_tokens: s.context_tokens.clone(),
+                output_tokens: s.output_tokens.clone(),
                 weight_dtype: s.weight_dtype,
                 activation_dtype: s.activation_dtype,
                 kv_dtype: s.kv_dtype,
+                pipeline_parallel: r.placement.stages,
                 attention_tensor_parallel: r.placement.tp,
                 expert_parallel: r.placement.ep,
                 data_parallel: r.placement.replicas(),

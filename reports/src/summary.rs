@@ -3,6 +3,7 @@
 
 use crate::report::Report;
 use std::fmt::Write;
+use workloads::lengths::Length;
 
 fn time(seconds: f64) -> String {
     if seconds >= 1.0 {
@@ -41,14 +42,15 @@ pub fn summary(r: &Report) -> String {
     );
     let _ = writeln!(
         s,
-        "  {} {}: batch {}, context {} tokens, {} output tokens each; weights {}, KV {}; DP {} x TP {}, EP {}",
+        "  {} {}: batch {}, context {} tokens, {} output tokens each; weights {}, KV {}; {}DP {} x TP {}, EP {}",
         w.model,
         w.phase,
         w.batch,
-        grouped(w.context_tokens as f64),
-        w.output_tokens,
+        length(&w.context_tokens),
+        length(&w.output_tokens),
         w.weight_dtype,
         w.kv_dtype,
+        if w.pipeline_parallel > 1 { format!("PP {} x ", w.pipeline_parallel) } else { String::new() },
         w.data_parallel,
         w.attention_tensor_parallel,
         w.expert_parallel
@@ -148,6 +150,14 @@ fn hot_spots(s: &mut String, r: &Report) {
             percent(l.busy_fraction),
             l.bytes as f64 / 1e6
         );
+    }
+}
+
+/// A fixed count with thousands separators, or the distribution it was drawn from.
+fn length(l: &Length) -> String {
+    match l {
+        Length::Fixed(n) => grouped(*n as f64),
+        Length::Drawn(spread) => spread.to_string(),
     }
 }
 

@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
+use workloads::lengths::Length;
 
 /// What a command-line run returned.
 #[derive(Debug)]
@@ -48,7 +49,7 @@ pub fn hardware(name: &str) -> models::spec::SystemSpec {
 /// The default A.X K1 decode workload, cut to `tokens` output tokens.
 pub fn axk1_decode(tokens: u32) -> workloads::Workload {
     let mut w = workloads::workload_preset("axk1-decode").expect("shipped workloads load");
-    w.spec.scenario.output_tokens = tokens;
+    w.spec.scenario.output_tokens = Length::Fixed(tokens);
     w
 }
 

@@ -113,7 +113,10 @@ fn run_writes_the_report_resolved_inputs_and_a_manifest() {
         models::presets::load_preset("sovereign-node").unwrap()
     );
     let workload = std::fs::read_to_string(dir.join("workload.toml")).unwrap();
-    assert_eq!(workloads::load_workload("workload.toml", &workload).unwrap().spec.scenario.output_tokens, 2);
+    assert_eq!(
+        workloads::load_workload("workload.toml", &workload).unwrap().spec.scenario.output_tokens,
+        workloads::lengths::Length::Fixed(2)
+    );
     // Nothing half-written is left behind.
     let leftovers: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()

@@ -2,6 +2,7 @@
 
 use npusim_tests::hardware;
 use workloads::graph::OpBody;
+use workloads::lengths::Length;
 use workloads::routing::Router;
 use workloads::workload::{Phase, Routing};
 use workloads::{Workload, record_step, run, workload_preset};
@@ -12,7 +13,7 @@ fn qwen(phase: Phase, batch: u32, tokens: u32, routing: Routing) -> Workload {
     w.model = workloads::model::model_preset("qwen1.5-moe-a2.7b").unwrap();
     w.spec.model = w.model.name.clone();
     let s = &mut w.spec.scenario;
-    (s.phase, s.batch, s.context_tokens, s.output_tokens) = (phase, batch, tokens, 1);
+    (s.phase, s.batch, s.context_tokens, s.output_tokens) = (phase, batch, Length::Fixed(tokens), Length::Fixed(1));
     w.spec.routing = routing;
     w
 }
@@ -105,7 +106,7 @@ fn expert_parallel_over_more_cards_moves_exactly_the_predicted_bytes() {
             .filter(|op| op.name.ends_with(".moe.dispatch") || op.name.ends_with(".moe.combine"))
             .map(|op| match &op.body {
                 OpBody::Transfer(t) => t.iter().map(|t| t.bytes).sum(),
-                OpBody::Compute(_) => 0,
+                OpBody::Compute(_) | OpBody::Host(_) => 0,
             })
             .sum();
         assert_eq!(in_graph, predicted, "EP {ep}");

@@ -3,6 +3,7 @@
 //! files are errors at their line.
 
 use npusim_tests::{file, hardware, npusim, scratch};
+use workloads::lengths::Length;
 use workloads::{Workload, load_workload, record_step, replay, run};
 
 fn example(name: &str) -> Workload {
@@ -37,7 +38,7 @@ fn a_later_step_is_the_one_the_run_builds() {
     // Step 1 of a prefill workload is its first decode: one new token on top of the prompt.
     let hw = hardware("sovereign-node");
     let mut workload = example("axk1-prefill-512");
-    workload.spec.scenario.output_tokens = 3;
+    workload.spec.scenario.output_tokens = Length::Fixed(3);
     let step = record_step(&hw, &workload, 1, 1).unwrap();
     assert!(step.requests.iter().all(|r| r.cached == 512 && r.new_tokens == 1), "{:?}", step.requests);
     let e = record_step(&hw, &workload, 1, 3).unwrap_err();

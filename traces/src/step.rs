@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use std::io::{BufRead, Write};
 use workloads::RecordedStep;
 use workloads::build::RequestStep;
-use workloads::graph::{Op, OpBody, OpClass, Shard, StepGraph, Transfer};
+use workloads::graph::{Kernel, Op, OpBody, OpClass, Shard, StepGraph, Transfer};
 use workloads::model::ModelConfig;
 use workloads::runtime::SampleWork;
 use workloads::workload::WorkloadSpec;
@@ -61,6 +61,9 @@ struct OpLine {
     compute: Option<Vec<Shard>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     transfers: Option<Vec<Transfer>>,
+    /// A kernel on the leading host's CPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    host: Option<Kernel>,
 }
 
 /// Write `step` as a step trace; `producer` says what wrote it.
@@ -81,9 +84,10 @@ pub fn write(out: &mut dyn Write, step: &RecordedStep, producer: &str) -> std::i
     serde_json::to_writer(&mut *out, &header)?;
     out.write_all(b"\n")?;
     for (id, op) in step.graph.ops.iter().enumerate() {
-        let (compute, transfers) = match &op.body {
-            OpBody::Compute(shards) => (Some(shards.clone()), None),
-            OpBody::Transfer(t) => (None, Some(t.clone())),
+        let (compute, transfers, host) = match &op.body {
+            OpBody::Compute(shards) => (Some(shards.clone()), None, None),
+            OpBody::Transfer(t) => (None, Some(t.clone()), None),
+            OpBody::Host(kernel) => (None, None, Some(kernel.clone())),
         };
         let line = OpLine {
             id: id as u64,
@@ -94,6 +98,7 @@ pub fn write(out: &mut dyn Write, step: &RecordedStep, producer: &str) -> std::i
             bytes: op.bytes(),
             compute,
             transfers,
+            host,
         };
         serde_json::to_writer(&mut *out, &line)?;
         out.write_all(b"\n")?;
@@ -195,8 +200,14 @@ fn check_op(source: &str, line: usize, op: OpLine, expected_id: u64, devices: u3
     if let Some(&d) = op.deps.iter().find(|&&d| d as u64 >= op.id) {
         return Err(fail("deps", format!("expected ids of earlier ops (below {}), found {d}", op.id)));
     }
-    let body = match (op.compute, op.transfers) {
-        (Some(shards), None) => {
+    let body = match (op.compute, op.transfers, op.host) {
+        (None, None, Some(kernel)) => {
+            if let Some(size) = kernel.zero_dimension() {
+                return Err(fail(&format!("host.{size}"), "expected at least 1, found 0".into()));
+            }
+            OpBody::Host(kernel)
+        }
+        (Some(shards), None, None) => {
             for (i, shard) in shards.iter().enumerate() {
                 if shard.device >= devices {
                     return Err(fail(
@@ -210,7 +221,7 @@ fn check_op(source: &str, line: usize, op: OpLine, expected_id: u64, devices: u3
             }
             OpBody::Compute(shards)
         }
-        (None, Some(transfers)) => {
+        (None, Some(transfers), None) => {
             for (i, t) in transfers.iter().enumerate() {
                 for (end, endpoint) in [("from", t.from), ("to", t.to)] {
                     if let models::fabric::Endpoint::Device(d) = endpoint
@@ -225,7 +236,7 @@ fn check_op(source: &str, line: usize, op: OpLine, expected_id: u64, devices: u3
             }
             OpBody::Transfer(transfers)
         }
-        _ => return Err(fail("", "expected exactly one of `compute` and `transfers`".into())),
+        _ => return Err(fail("", "expected exactly one of `compute`, `transfers` and `host`".into())),
     };
     Ok(Op { name: op.name, class: op.kind, deps: op.deps, body })
 }

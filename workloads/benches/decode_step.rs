@@ -9,7 +9,7 @@ fn decode_step(c: &mut Criterion) {
     let mut full = replayed.clone();
     full.simulation.replay_kernels = false;
     let mut w = workloads::workload_preset("axk1-decode").expect("the workload loads");
-    w.spec.scenario.output_tokens = 1;
+    w.spec.scenario.output_tokens = workloads::lengths::Length::Fixed(1);
     let mut group = c.benchmark_group("axk1_decode_step");
     group.sample_size(10);
     group.bench_function("replayed", |b| b.iter(|| workloads::run(&replayed, &w, 1).expect("runs")));

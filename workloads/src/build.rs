@@ -13,7 +13,7 @@
 use crate::graph::{Kernel, Op, OpBody, OpClass, Shard, StepGraph, Transfer};
 use crate::model::{Attention, ModelConfig};
 use crate::routing::Router;
-use crate::workload::{ExpertPlacement, Plan, Sampling, Scenario};
+use crate::workload::{ExpertPlacement, HostOp, Plan, Sampling, Scenario};
 use isa::Dtype;
 use models::fabric::Endpoint;
 
@@ -21,6 +21,10 @@ use models::fabric::Endpoint;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Placement {
     pub devices: u32,
+    /// Pipeline stages, each `devices / stages` consecutive devices.
+    pub stages: u32,
+    /// Micro-batches per step.
+    pub micro_batches: u32,
     /// Devices per replica (tensor-parallel degree of attention and dense MLPs).
     pub tp: u32,
     /// Devices per expert group.
@@ -29,20 +33,32 @@ pub struct Placement {
     pub slot: Vec<u32>,
     /// Per routed expert: whether every device holds a copy.
     pub replicated: Vec<bool>,
+    /// Ops the host CPU runs.
+    pub host_ops: Vec<HostOp>,
 }
 
 impl Placement {
     /// The placement `plan` asks for on `devices` chiplets, if it divides
     /// them; `load` is each routed expert's expected share of tokens.
     pub fn for_plan(devices: u32, plan: &Plan, load: &[f64]) -> Result<Placement, String> {
+        let stages = plan.pipeline_parallel.max(1);
+        if !devices.is_multiple_of(stages) {
+            return Err(format!("plan.pipeline_parallel = {stages} does not divide the {devices} chiplets"));
+        }
+        let per_stage = devices / stages;
         let tp = plan.attention_tensor_parallel.max(1);
-        if !devices.is_multiple_of(tp) {
-            return Err(format!("plan.attention_tensor_parallel = {tp} does not divide the {devices} chiplets"));
+        if !per_stage.is_multiple_of(tp) {
+            return Err(format!(
+                "plan.attention_tensor_parallel = {tp} does not divide the {per_stage} chiplets of a pipeline stage"
+            ));
         }
-        let ep = if plan.expert_parallel == 0 { devices } else { plan.expert_parallel };
-        if !devices.is_multiple_of(ep) {
-            return Err(format!("plan.expert_parallel = {ep} does not divide the {devices} chiplets"));
+        let ep = if plan.expert_parallel == 0 { per_stage } else { plan.expert_parallel };
+        if !per_stage.is_multiple_of(ep) {
+            return Err(format!(
+                "plan.expert_parallel = {ep} does not divide the {per_stage} chiplets of a pipeline stage"
+            ));
         }
+        let micro_batches = if plan.micro_batches == 0 { stages } else { plan.micro_batches };
         let experts = load.len();
         let mut replicated = vec![false; experts];
         let slot = match plan.expert_placement {
@@ -60,14 +76,27 @@ impl Placement {
                 load_aware(load, &replicated, ep)
             }
         };
-        Ok(Placement { devices, tp, ep, slot, replicated })
+        Ok(Placement { devices, stages, micro_batches, tp, ep, slot, replicated, host_ops: plan.host_ops.clone() })
     }
 
-    pub fn replicas(&self) -> u32 {
-        self.devices / self.tp
+    /// Devices of one pipeline stage.
+    pub fn stage_devices(&self) -> u32 {
+        self.devices / self.stages
     }
-    fn replica_devices(&self, r: u32) -> std::ops::Range<u32> {
-        r * self.tp..(r + 1) * self.tp
+    /// Data-parallel replicas within a stage.
+    pub fn replicas(&self) -> u32 {
+        self.stage_devices() / self.tp
+    }
+    /// The devices of replica `r` in stage `stage`.
+    fn replica_devices(&self, stage: u32, r: u32) -> std::ops::Range<u32> {
+        let first = stage * self.stage_devices() + r * self.tp;
+        first..first + self.tp
+    }
+    /// The layers stage `stage` holds: consecutive runs, the first `layers % stages` stages one longer.
+    pub fn stage_layers(&self, stage: u32, layers: u32) -> std::ops::Range<u32> {
+        let (base, extra) = (layers / self.stages, layers % self.stages);
+        let start = stage * base + stage.min(extra);
+        start..start + base + u32::from(stage < extra)
     }
     /// The device holding `expert` for tokens dispatched from `device`.
     pub fn expert_device(&self, device: u32, expert: u32) -> u32 {
@@ -120,14 +149,37 @@ fn load_aware(load: &[f64], replicated: &[bool], ep: u32) -> Vec<u32> {
     slot
 }
 
+/// The data-parallel replica that serves request `i` of `n`. Requests are
+/// dealt evenly (and so over cards), so that a batch smaller than the
+/// replica count does not crowd onto the first cards.
+pub fn replica_of(i: usize, n: usize, replicas: u32) -> usize {
+    i * replicas.max(1) as usize / n.max(1)
+}
+
+/// Queries per request up to which MLA attends in the absorbed form (over
+/// the latent cache, as decode does): decode and the verification of drafts.
+const ABSORBED_QUERIES: u32 = 16;
+
 /// One request's part in a step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RequestStep {
     /// Tokens already in the KV cache before this step.
     pub cached: u32,
-    /// Tokens this step computes (the prompt in prefill, 1 in decode).
+    /// Tokens this step computes (the prompt in prefill, 1 in decode, 1 +
+    /// the drafts when verifying multi-token-prediction drafts).
     pub new_tokens: u32,
+    /// Positions whose logits the step computes: 1, or 1 + the drafts when verifying them.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub logits: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 struct Builder<'a> {
@@ -135,11 +187,19 @@ struct Builder<'a> {
     s: &'a Scenario,
     p: &'a Placement,
     ops: Vec<Op>,
-    /// Per replica: its requests.
+    /// The pipeline stage the ops being built run on.
+    stage: u32,
+    /// Put before every op's name: the micro-batch, when there are several.
+    prefix: String,
+    /// Per replica: its requests in the micro-batch being built.
     replica_requests: Vec<Vec<RequestStep>>,
 }
 
-/// The graph of one step.
+/// The graph of one step. Each micro-batch passes through the stages in
+/// order, its hidden states sent from each stage's devices to their
+/// counterparts in the next. A stage takes the micro-batches one at a time,
+/// in order (each waits for the one before to leave the stage), so it starts
+/// the next while later stages work on the one before.
 pub fn build_step(
     model: &ModelConfig,
     scenario: &Scenario,
@@ -147,25 +207,67 @@ pub fn build_step(
     requests: &[RequestStep],
     router: &mut Router,
 ) -> StepGraph {
-    let dp = placement.replicas() as usize;
-    let mut replica_requests = vec![Vec::new(); dp];
-    // Spread requests evenly over the replicas (and so over cards), so that a
-    // batch smaller than the replica count does not crowd onto the first cards.
-    let n = requests.len().max(1);
+    let replicas = placement.replicas();
+    let mut per_replica = vec![Vec::new(); replicas as usize];
     for (i, r) in requests.iter().enumerate() {
-        replica_requests[i * dp / n].push(*r);
+        per_replica[replica_of(i, requests.len(), replicas)].push(*r);
     }
-    let mut b = Builder { model, s: scenario, p: placement, ops: Vec::new(), replica_requests };
-    let mut last = b.inputs();
-    for layer in 0..model.layers {
-        last = b.layer(layer, last, router);
+    let micro_batches = placement.micro_batches.max(1) as usize;
+    // Per stage: the last op of the micro-batch before on it.
+    let mut stage_tail: Vec<Option<u32>> = vec![None; placement.stages as usize];
+    let mut b = Builder {
+        model,
+        s: scenario,
+        p: placement,
+        ops: Vec::new(),
+        stage: 0,
+        prefix: String::new(),
+        replica_requests: Vec::new(),
+    };
+    for m in 0..micro_batches {
+        // Each replica's requests cut into consecutive runs, one per micro-batch.
+        b.replica_requests = per_replica
+            .iter()
+            .map(|reqs| reqs[m * reqs.len() / micro_batches..(m + 1) * reqs.len() / micro_batches].to_vec())
+            .collect();
+        if b.replica_requests.iter().all(Vec::is_empty) {
+            continue;
+        }
+        b.stage = 0;
+        b.prefix = if micro_batches > 1 { format!("mb{m}.") } else { String::new() };
+        let mut last = b.inputs(stage_tail[0]);
+        for stage in 0..placement.stages {
+            if stage > 0 {
+                stage_tail[stage as usize - 1] = Some(last);
+                last = b.next_stage(last, stage_tail[stage as usize]);
+            }
+            for layer in placement.stage_layers(stage, model.layers) {
+                last = b.layer(&format!("l{layer}"), layer, last, router);
+            }
+        }
+        let head = b.head(last);
+        if let Some(mtp) = scenario.mtp {
+            b.drafts(mtp.draft_tokens, last, head, router);
+        }
+        stage_tail[placement.stages as usize - 1] = Some(b.ops.len() as u32 - 1);
     }
-    b.head(last);
     StepGraph { ops: b.ops, devices: placement.devices }
 }
 
 impl Builder<'_> {
+    /// The devices of replica `r` in the current stage.
+    fn replica_devices(&self, r: u32) -> std::ops::Range<u32> {
+        self.p.replica_devices(self.stage, r)
+    }
+
+    /// The devices of the current stage.
+    fn stage_devices(&self) -> std::ops::Range<u32> {
+        let n = self.p.stage_devices();
+        self.stage * n..(self.stage + 1) * n
+    }
+
     fn push(&mut self, name: String, class: OpClass, deps: Vec<u32>, body: OpBody) -> u32 {
+        let name = if self.prefix.is_empty() { name } else { format!("{}{name}", self.prefix) };
         self.ops.push(Op { name, class, deps, body });
         (self.ops.len() - 1) as u32
     }
@@ -182,7 +284,7 @@ impl Builder<'_> {
             if t == 0 {
                 continue;
             }
-            for d in self.p.replica_devices(r) {
+            for d in self.replica_devices(r) {
                 shards.push(Shard { device: d, kernel: kernel(t) });
             }
         }
@@ -210,20 +312,41 @@ impl Builder<'_> {
         self.replicated(name, OpClass::Elementwise, deps, |t| Kernel::Add { elems: t as u64 * hidden, inputs, dtype })
     }
 
-    /// Token ids from the host to every device, then the embedding lookup.
-    fn inputs(&mut self) -> u32 {
+    /// Token ids from the host to every device of the first stage (once
+    /// `after` is done there), then the embedding lookup.
+    fn inputs(&mut self, after: Option<u32>) -> u32 {
         let mut transfers = Vec::new();
         for r in 0..self.p.replicas() {
             let t = self.tokens(r);
             if t > 0 {
-                for d in self.p.replica_devices(r) {
+                for d in self.replica_devices(r) {
                     transfers.push(Transfer { from: Endpoint::Host(0), to: Endpoint::Device(d), bytes: t as u64 * 4 });
                 }
             }
         }
-        let input = self.push("input_ids".into(), OpClass::HostIo, vec![], OpBody::Transfer(transfers));
+        let input =
+            self.push("input_ids".into(), OpClass::HostIo, after.into_iter().collect(), OpBody::Transfer(transfers));
         let (dtype, cols) = (self.s.activation_dtype, self.model.hidden);
         self.replicated("embed".into(), OpClass::Embedding, vec![input], |rows| Kernel::Embedding { rows, cols, dtype })
+    }
+
+    /// The hidden states of the current stage's replicas, each device's to
+    /// its counterpart in the next stage, which the following ops run on.
+    fn next_stage(&mut self, dep: u32, after: Option<u32>) -> u32 {
+        let row = self.model.hidden as u64 * self.s.activation_dtype.bytes();
+        let shift = self.p.stage_devices();
+        let mut transfers = Vec::new();
+        for r in 0..self.p.replicas() {
+            let bytes = self.tokens(r) as u64 * row;
+            for d in self.replica_devices(r) {
+                if bytes > 0 {
+                    transfers.push(Transfer { from: Endpoint::Device(d), to: Endpoint::Device(d + shift), bytes });
+                }
+            }
+        }
+        self.stage += 1;
+        let deps = std::iter::once(dep).chain(after).collect();
+        self.push(format!("stage{}.activations", self.stage), OpClass::Collective, deps, OpBody::Transfer(transfers))
     }
 
     /// Ring all-reduce of `bytes` within each replica: reduce-scatter then all-gather.
@@ -241,8 +364,9 @@ impl Builder<'_> {
                 if bytes == 0 {
                     continue;
                 }
-                for d in self.p.replica_devices(r) {
-                    let next = r * tp + (d - r * tp + 1) % tp;
+                let first = self.replica_devices(r).start;
+                for d in self.replica_devices(r) {
+                    let next = first + (d - first + 1) % tp;
                     transfers.push(Transfer { from: Endpoint::Device(d), to: Endpoint::Device(next), bytes });
                     let elems = bytes / self.s.activation_dtype.bytes();
                     shards.push(Shard {
@@ -265,40 +389,41 @@ impl Builder<'_> {
         last
     }
 
-    fn layer(&mut self, l: u32, input: u32, router: &mut Router) -> u32 {
+    /// Layer `l` of the model (or the multi-token-prediction layer), its ops named `at.…`.
+    fn layer(&mut self, at: &str, l: u32, input: u32, router: &mut Router) -> u32 {
         let m = self.model;
         let h = m.hidden;
         let tp = self.p.tp;
         let wd = self.s.weight_dtype;
         let ad = self.s.activation_dtype;
         let kvd = self.s.kv_dtype;
-        let norm = self.norm(format!("l{l}.attn_norm"), vec![input], h);
+        let norm = self.norm(format!("{at}.attn_norm"), vec![input], h);
         let attn_out = match m.attention {
             Attention::Mla { heads, q_lora_rank, kv_lora_rank, qk_rope_dim, qk_nope_dim, v_dim } => {
                 let hp = heads.div_ceil(tp);
-                let q_a = self.gemm(format!("l{l}.attn.q_a"), vec![norm], 1, q_lora_rank, h, wd);
-                let q_norm = self.norm(format!("l{l}.attn.q_norm"), vec![q_a], q_lora_rank);
+                let q_a = self.gemm(format!("{at}.attn.q_a"), vec![norm], 1, q_lora_rank, h, wd);
+                let q_norm = self.norm(format!("{at}.attn.q_norm"), vec![q_a], q_lora_rank);
                 let q_b = self.gemm(
-                    format!("l{l}.attn.q_b"),
+                    format!("{at}.attn.q_b"),
                     vec![q_norm],
                     1,
                     hp * (qk_nope_dim + qk_rope_dim),
                     q_lora_rank,
                     wd,
                 );
-                let kv_a = self.gemm(format!("l{l}.attn.kv_a"), vec![norm], 1, kv_lora_rank + qk_rope_dim, h, wd);
-                let kv_norm = self.norm(format!("l{l}.attn.kv_norm"), vec![kv_a], kv_lora_rank);
+                let kv_a = self.gemm(format!("{at}.attn.kv_a"), vec![norm], 1, kv_lora_rank + qk_rope_dim, h, wd);
+                let kv_norm = self.norm(format!("{at}.attn.kv_norm"), vec![kv_a], kv_lora_rank);
                 let rope_cols = (hp + 1) * qk_rope_dim;
-                let rope = self.replicated(format!("l{l}.attn.rope"), OpClass::Rotary, vec![q_b, kv_norm], |rows| {
+                let rope = self.replicated(format!("{at}.attn.rope"), OpClass::Rotary, vec![q_b, kv_norm], |rows| {
                     Kernel::Rotary { rows, cols: rope_cols, dtype: ad }
                 });
                 let latent = (kv_lora_rank + qk_rope_dim) as u64 * kvd.bytes();
-                let decode = self.replica_requests.iter().flatten().all(|r| r.new_tokens == 1);
+                let decode = self.replica_requests.iter().flatten().all(|r| r.new_tokens <= ABSORBED_QUERIES);
                 let core = if decode {
                     // Absorbed form: queries move into the latent space, attention runs over the latent cache.
-                    let q_lat = self.gemm(format!("l{l}.attn.absorb_q"), vec![rope], hp, kv_lora_rank, qk_nope_dim, wd);
+                    let q_lat = self.gemm(format!("{at}.attn.absorb_q"), vec![rope], hp, kv_lora_rank, qk_nope_dim, wd);
                     let attn = self.attention(
-                        format!("l{l}.attn.core"),
+                        format!("{at}.attn.core"),
                         vec![q_lat],
                         hp,
                         1,
@@ -307,11 +432,11 @@ impl Builder<'_> {
                         latent,
                         latent,
                     );
-                    self.gemm(format!("l{l}.attn.absorb_v"), vec![attn], hp, v_dim, kv_lora_rank, wd)
+                    self.gemm(format!("{at}.attn.absorb_v"), vec![attn], hp, v_dim, kv_lora_rank, wd)
                 } else {
                     // Prefill: decompress keys and values per head, attend with full heads.
                     let kv_b = self.gemm(
-                        format!("l{l}.attn.kv_b"),
+                        format!("{at}.attn.kv_b"),
                         vec![rope],
                         1,
                         hp * (qk_nope_dim + v_dim),
@@ -320,7 +445,7 @@ impl Builder<'_> {
                     );
                     let per_token = hp as u64 * (qk_nope_dim + qk_rope_dim + v_dim) as u64 * ad.bytes();
                     self.attention(
-                        format!("l{l}.attn.core"),
+                        format!("{at}.attn.core"),
                         vec![kv_b],
                         hp,
                         hp,
@@ -330,17 +455,17 @@ impl Builder<'_> {
                         latent,
                     )
                 };
-                self.gemm(format!("l{l}.attn.o"), vec![core], 1, h, hp * v_dim, wd)
+                self.gemm(format!("{at}.attn.o"), vec![core], 1, h, hp * v_dim, wd)
             }
             Attention::Gqa { heads, kv_heads, head_dim, .. } => {
                 let (hp, kvp) = (heads.div_ceil(tp), kv_heads.div_ceil(tp));
-                let qkv = self.gemm(format!("l{l}.attn.qkv"), vec![norm], 1, (hp + 2 * kvp) * head_dim, h, wd);
-                let rope = self.replicated(format!("l{l}.attn.rope"), OpClass::Rotary, vec![qkv], |rows| {
+                let qkv = self.gemm(format!("{at}.attn.qkv"), vec![norm], 1, (hp + 2 * kvp) * head_dim, h, wd);
+                let rope = self.replicated(format!("{at}.attn.rope"), OpClass::Rotary, vec![qkv], |rows| {
                     Kernel::Rotary { rows, cols: (hp + kvp) * head_dim, dtype: ad }
                 });
                 let per_token = 2 * (kvp * head_dim) as u64 * kvd.bytes();
                 let core = self.attention(
-                    format!("l{l}.attn.core"),
+                    format!("{at}.attn.core"),
                     vec![rope],
                     hp,
                     kvp,
@@ -349,26 +474,71 @@ impl Builder<'_> {
                     per_token,
                     per_token,
                 );
-                self.gemm(format!("l{l}.attn.o"), vec![core], 1, h, hp * head_dim, wd)
+                self.gemm(format!("{at}.attn.o"), vec![core], 1, h, hp * head_dim, wd)
             }
         };
-        let reduced = self.all_reduce(&format!("l{l}.attn.allreduce"), attn_out, |t| t as u64 * h as u64 * ad.bytes());
-        let resid = self.add(format!("l{l}.attn.residual"), vec![reduced, input], 2);
-        let ffn_norm = self.norm(format!("l{l}.ffn_norm"), vec![resid], h);
+        let reduced = self.all_reduce(&format!("{at}.attn.allreduce"), attn_out, |t| t as u64 * h as u64 * ad.bytes());
+        let resid = self.add(format!("{at}.attn.residual"), vec![reduced, input], 2);
+        let ffn_norm = self.norm(format!("{at}.ffn_norm"), vec![resid], h);
         let mlp =
             if m.is_dense_layer(l) {
                 let inter = m.ffn.dense_intermediate.div_ceil(tp);
-                let up = self.gemm(format!("l{l}.mlp.gate_up"), vec![ffn_norm], 1, 2 * inter, h, wd);
-                let act = self.replicated(format!("l{l}.mlp.act"), OpClass::Activation, vec![up], |rows| {
+                let up = self.gemm(format!("{at}.mlp.gate_up"), vec![ffn_norm], 1, 2 * inter, h, wd);
+                let act = self.replicated(format!("{at}.mlp.act"), OpClass::Activation, vec![up], |rows| {
                     Kernel::SwiGlu { rows, cols: inter, dtype: ad }
                 });
-                let down = self.gemm(format!("l{l}.mlp.down"), vec![act], 1, h, inter, wd);
-                self.all_reduce(&format!("l{l}.mlp.allreduce"), down, |t| t as u64 * h as u64 * ad.bytes())
+                let down = self.gemm(format!("{at}.mlp.down"), vec![act], 1, h, inter, wd);
+                self.all_reduce(&format!("{at}.mlp.allreduce"), down, |t| t as u64 * h as u64 * ad.bytes())
             } else {
-                self.moe(l, ffn_norm, router)
+                self.moe(at, l, ffn_norm, router)
             };
-        let post = if m.post_mlp_norm { self.norm(format!("l{l}.post_mlp_norm"), vec![mlp], h) } else { mlp };
-        self.add(format!("l{l}.mlp.residual"), vec![post, resid], 2)
+        let post = if m.post_mlp_norm { self.norm(format!("{at}.post_mlp_norm"), vec![mlp], h) } else { mlp };
+        self.add(format!("{at}.mlp.residual"), vec![post, resid], 2)
+    }
+
+    fn on_host(&self, op: HostOp) -> bool {
+        self.p.host_ops.contains(&op)
+    }
+
+    /// Each replica's `bytes_per_token(tokens)` from its first device to the host.
+    fn replicas_to_host(&mut self, name: String, dep: u32, bytes_per_token: u64) -> u32 {
+        let transfers = (0..self.p.replicas())
+            .filter(|&r| self.tokens(r) > 0)
+            .map(|r| Transfer {
+                from: Endpoint::Device(self.replica_devices(r).start),
+                to: Endpoint::Host(0),
+                bytes: self.tokens(r) as u64 * bytes_per_token,
+            })
+            .collect();
+        self.push(name, OpClass::HostIo, vec![dep], OpBody::Transfer(transfers))
+    }
+
+    /// `bytes_per_token` of each replica's tokens from the host to every device of the replica.
+    fn host_to_replicas(&mut self, name: String, deps: Vec<u32>, bytes_per_token: u64) -> u32 {
+        let mut transfers = Vec::new();
+        for r in 0..self.p.replicas() {
+            let bytes = self.tokens(r) as u64 * bytes_per_token;
+            if bytes > 0 {
+                for d in self.replica_devices(r) {
+                    transfers.push(Transfer { from: Endpoint::Host(0), to: Endpoint::Device(d), bytes });
+                }
+            }
+        }
+        self.push(name, OpClass::HostIo, deps, OpBody::Transfer(transfers))
+    }
+
+    /// The MoE router on the host CPU: hidden states there, scores and top-k
+    /// on the CPU, each token's experts and weights (4 + 4 bytes each) back.
+    fn host_router(&mut self, at: &str, input: u32) -> u32 {
+        let (h, ad, f) = (self.model.hidden, self.s.activation_dtype, &self.model.ffn);
+        let (experts, k) = (f.routed_experts, f.experts_per_token);
+        let sent = self.replicas_to_host(format!("{at}.moe.router.to_host"), input, h as u64 * ad.bytes());
+        let tokens: u32 = (0..self.p.replicas()).map(|r| self.tokens(r)).sum();
+        let scores = Kernel::Gemm { rows: vec![tokens], n: experts, k: h, weight_dtype: ad, dtype: ad };
+        let scores = self.push(format!("{at}.moe.router"), OpClass::Router, vec![sent], OpBody::Host(scores));
+        let choose = Kernel::TopK { rows: tokens, cols: experts, k, dtype: ad };
+        let chosen = self.push(format!("{at}.moe.topk"), OpClass::Router, vec![scores], OpBody::Host(choose));
+        self.host_to_replicas(format!("{at}.moe.router.from_host"), vec![chosen], k as u64 * 8)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -384,6 +554,10 @@ impl Builder<'_> {
         new_per_token: u64,
     ) -> u32 {
         let dtype = self.s.activation_dtype;
+        let decoding = self.replica_requests.iter().flatten().all(|r| r.cached > 0 && r.new_tokens <= ABSORBED_QUERIES);
+        if decoding && self.on_host(HostOp::DecodeAttention) {
+            return self.host_attention(name, deps, heads, kv_heads, qk_dim, v_dim, new_per_token);
+        }
         let mut shards = Vec::new();
         for r in 0..self.p.replicas() {
             let reqs = &self.replica_requests[r as usize];
@@ -396,7 +570,7 @@ impl Builder<'_> {
                     None => shapes.push((key.0, key.1, 1)),
                 }
             }
-            for d in self.p.replica_devices(r) {
+            for d in self.replica_devices(r) {
                 for &(queries, context, requests) in &shapes {
                     shards.push(Shard {
                         device: d,
@@ -419,18 +593,82 @@ impl Builder<'_> {
         self.push(name, OpClass::Attention, deps, OpBody::Compute(shards))
     }
 
-    fn moe(&mut self, l: u32, input: u32, router: &mut Router) -> u32 {
+    /// Decode attention on the host CPU over the KV cache in host DRAM:
+    /// each replica's queries there, one CPU kernel per request shape over
+    /// all of the model's heads, the outputs back to every device of the replica.
+    #[allow(clippy::too_many_arguments)]
+    fn host_attention(
+        &mut self,
+        name: String,
+        deps: Vec<u32>,
+        heads: u32,
+        kv_heads: u32,
+        qk_dim: u32,
+        v_dim: u32,
+        new_per_token: u64,
+    ) -> u32 {
+        let (dtype, tp) = (self.s.activation_dtype, self.p.tp);
+        // Each device sends the queries of its heads.
+        let mut transfers = Vec::new();
+        for r in 0..self.p.replicas() {
+            let bytes = self.tokens(r) as u64 * (heads * qk_dim) as u64 * dtype.bytes();
+            for d in self.replica_devices(r) {
+                if bytes > 0 {
+                    transfers.push(Transfer { from: Endpoint::Device(d), to: Endpoint::Host(0), bytes });
+                }
+            }
+        }
+        let queries_in = self.push(format!("{name}.to_host"), OpClass::HostIo, deps, OpBody::Transfer(transfers));
+        // The whole model's cache per token of one layer: every head's share, read once per request.
+        let cache_per_token = self.model.kv_bytes_per_token(self.s.kv_dtype) / self.model.layers.max(1) as u64;
+        let mut shapes: Vec<(u32, u32, u32)> = Vec::new();
+        for q in self.replica_requests.iter().flatten() {
+            let key = (q.new_tokens, q.cached + q.new_tokens);
+            match shapes.iter_mut().find(|(n, c, _)| (*n, *c) == key) {
+                Some(s) => s.2 += 1,
+                None => shapes.push((key.0, key.1, 1)),
+            }
+        }
+        let mut computed = Vec::new();
+        for (i, &(queries, context, requests)) in shapes.iter().enumerate() {
+            let kernel = Kernel::Attention {
+                requests,
+                queries,
+                context,
+                heads: heads * tp,
+                kv_heads: kv_heads * tp,
+                qk_dim,
+                v_dim,
+                cache_bytes_per_token: cache_per_token,
+                new_cache_bytes: new_per_token * tp as u64 * queries as u64,
+                dtype,
+            };
+            computed.push(self.push(
+                format!("{name}.host{i}"),
+                OpClass::Attention,
+                vec![queries_in],
+                OpBody::Host(kernel),
+            ));
+        }
+        self.host_to_replicas(format!("{name}.from_host"), computed, (heads * tp * v_dim) as u64 * dtype.bytes())
+    }
+
+    fn moe(&mut self, at: &str, l: u32, input: u32, router: &mut Router) -> u32 {
         let m = self.model;
         let f = &m.ffn;
         let (h, wd, ad) = (m.hidden, self.s.weight_dtype, self.s.activation_dtype);
         let experts = f.routed_experts;
-        let scores = self.gemm(format!("l{l}.moe.router"), vec![input], 1, experts, h, ad);
-        let topk = self.replicated(format!("l{l}.moe.topk"), OpClass::Router, vec![scores], |rows| Kernel::TopK {
-            rows,
-            cols: experts,
-            k: f.experts_per_token,
-            dtype: ad,
-        });
+        let topk = if self.on_host(HostOp::MoeRouter) {
+            self.host_router(at, input)
+        } else {
+            let scores = self.gemm(format!("{at}.moe.router"), vec![input], 1, experts, h, ad);
+            self.replicated(format!("{at}.moe.topk"), OpClass::Router, vec![scores], |rows| Kernel::TopK {
+                rows,
+                cols: experts,
+                k: f.experts_per_token,
+                dtype: ad,
+            })
+        };
         // Each token dispatches from one device of its replica.
         let devices = self.p.devices as usize;
         let mut local_tokens = vec![0u32; devices];
@@ -439,7 +677,7 @@ impl Builder<'_> {
         for r in 0..self.p.replicas() {
             let t = self.tokens(r);
             for (j, choice) in router.route(l - m.ffn.dense_layers.min(l), t).into_iter().enumerate() {
-                let src = r * self.p.tp + j as u32 % self.p.tp;
+                let src = self.replica_devices(r).start + j as u32 % self.p.tp;
                 local_tokens[src as usize] += 1;
                 let mut targets: Vec<u32> = Vec::new();
                 for e in choice {
@@ -472,7 +710,7 @@ impl Builder<'_> {
         };
         // Dispatch in the weight dtype (quantised for the expert GEMMs), combine in the activation dtype.
         let dispatch = self.push(
-            format!("l{l}.moe.dispatch"),
+            format!("{at}.moe.dispatch"),
             OpClass::Collective,
             vec![topk],
             OpBody::Transfer(moves(h as u64 * wd.bytes(), false)),
@@ -495,7 +733,7 @@ impl Builder<'_> {
                 .collect()
         };
         let up = self.push(
-            format!("l{l}.moe.experts.gate_up"),
+            format!("{at}.moe.experts.gate_up"),
             OpClass::Experts,
             vec![dispatch],
             OpBody::Compute(grouped(2 * inter, h)),
@@ -512,15 +750,15 @@ impl Builder<'_> {
             })
             .collect();
         let act =
-            self.push(format!("l{l}.moe.experts.act"), OpClass::Activation, vec![up], OpBody::Compute(act_shards));
+            self.push(format!("{at}.moe.experts.act"), OpClass::Activation, vec![up], OpBody::Compute(act_shards));
         let down = self.push(
-            format!("l{l}.moe.experts.down"),
+            format!("{at}.moe.experts.down"),
             OpClass::Experts,
             vec![act],
             OpBody::Compute(grouped(h, inter)),
         );
         let combine = self.push(
-            format!("l{l}.moe.combine"),
+            format!("{at}.moe.combine"),
             OpClass::Collective,
             vec![down],
             OpBody::Transfer(moves(h as u64 * ad.bytes(), true)),
@@ -538,7 +776,7 @@ impl Builder<'_> {
         let mut last = combine;
         if shared_n > 0 {
             let s_up = self.push(
-                format!("l{l}.moe.shared.gate_up"),
+                format!("{at}.moe.shared.gate_up"),
                 OpClass::Gemm,
                 vec![topk],
                 OpBody::Compute(on_dispatchers(&|t| Kernel::Gemm {
@@ -550,13 +788,13 @@ impl Builder<'_> {
                 })),
             );
             let s_act = self.push(
-                format!("l{l}.moe.shared.act"),
+                format!("{at}.moe.shared.act"),
                 OpClass::Activation,
                 vec![s_up],
                 OpBody::Compute(on_dispatchers(&|t| Kernel::SwiGlu { rows: t, cols: shared_n, dtype: ad })),
             );
             let s_down = self.push(
-                format!("l{l}.moe.shared.down"),
+                format!("{at}.moe.shared.down"),
                 OpClass::Gemm,
                 vec![s_act],
                 OpBody::Compute(on_dispatchers(&|t| Kernel::Gemm {
@@ -571,12 +809,12 @@ impl Builder<'_> {
         }
         let k = f.experts_per_token + f.shared_experts;
         let weighted = self.push(
-            format!("l{l}.moe.weighted_sum"),
+            format!("{at}.moe.weighted_sum"),
             OpClass::Elementwise,
             vec![combine, last],
             OpBody::Compute(on_dispatchers(&|t| Kernel::Add { elems: t as u64 * h as u64, inputs: k, dtype: ad })),
         );
-        self.gather_replicas(&format!("l{l}.moe.gather"), weighted, &local_tokens)
+        self.gather_replicas(&format!("{at}.moe.gather"), weighted, &local_tokens)
     }
 
     /// With tensor parallelism, each device of a replica holds only the tokens
@@ -588,8 +826,8 @@ impl Builder<'_> {
         let row = self.model.hidden as u64 * self.s.activation_dtype.bytes();
         let mut transfers = Vec::new();
         for r in 0..self.p.replicas() {
-            for src in self.p.replica_devices(r) {
-                for dst in self.p.replica_devices(r) {
+            for src in self.replica_devices(r) {
+                for dst in self.replica_devices(r) {
                     let bytes = local_tokens[src as usize] as u64 * row;
                     if src != dst && bytes > 0 {
                         transfers.push(Transfer { from: Endpoint::Device(src), to: Endpoint::Device(dst), bytes });
@@ -600,57 +838,130 @@ impl Builder<'_> {
         self.push(name.into(), OpClass::Collective, vec![dep], OpBody::Transfer(transfers))
     }
 
-    /// Final norm, gather of the last hidden states to every device, the
-    /// vocabulary-split LM head, and logits to the host.
-    fn head(&mut self, last: u32) {
+    /// Final norm, gather of the last hidden states of the positions with
+    /// logits to every device, and the vocabulary-split LM head, its ops named
+    /// `{at}final_norm`, `{at}lm_head…`. Returns the LM head op and its rows.
+    fn lm_head(&mut self, at: &str, last: u32) -> (u32, u32) {
         let (h, ad, wd) = (self.model.hidden, self.s.activation_dtype, self.s.weight_dtype);
-        let norm = self.norm("final_norm".into(), vec![last], h);
-        let d = self.p.devices;
+        let norm = self.norm(format!("{at}final_norm"), vec![last], h);
         let row = h as u64 * ad.bytes();
+        let rows_of = |requests: &[RequestStep]| requests.iter().map(|r| r.logits).sum::<u32>();
         let mut transfers = Vec::new();
         for r in 0..self.p.replicas() {
-            let requests = self.replica_requests[r as usize].len() as u64;
-            let src = r * self.p.tp;
-            for dst in 0..d {
-                if requests > 0 && !self.p.replica_devices(r).contains(&dst) {
+            let rows = rows_of(&self.replica_requests[r as usize]) as u64;
+            let src = self.replica_devices(r).start;
+            for dst in self.stage_devices() {
+                if rows > 0 && !self.replica_devices(r).contains(&dst) {
                     transfers.push(Transfer {
                         from: Endpoint::Device(src),
                         to: Endpoint::Device(dst),
-                        bytes: requests * row,
+                        bytes: rows * row,
                     });
                 }
             }
         }
-        let gather = self.push("lm_head.gather".into(), OpClass::Collective, vec![norm], OpBody::Transfer(transfers));
-        let requests: u32 = self.replica_requests.iter().map(|r| r.len() as u32).sum();
-        let vocab = self.model.vocab;
-        let slice = |dev: u32| vocab / d + u32::from(dev < vocab % d);
-        let shards = (0..d)
+        let gather =
+            self.push(format!("{at}lm_head.gather"), OpClass::Collective, vec![norm], OpBody::Transfer(transfers));
+        let rows: u32 = self.replica_requests.iter().map(|r| rows_of(r)).sum();
+        let shards = self
+            .stage_devices()
             .map(|dev| Shard {
                 device: dev,
-                kernel: Kernel::Gemm { rows: vec![requests], n: slice(dev), k: h, weight_dtype: wd, dtype: ad },
+                kernel: Kernel::Gemm { rows: vec![rows], n: self.vocab_slice(dev), k: h, weight_dtype: wd, dtype: ad },
             })
             .collect();
-        let head = self.push("lm_head".into(), OpClass::LmHead, vec![gather], OpBody::Compute(shards));
-        let (last, candidates): (u32, Vec<u64>) = match self.s.sampling {
-            Sampling::Host => (head, (0..d).map(|dev| requests as u64 * slice(dev) as u64 * ad.bytes()).collect()),
+        (self.push(format!("{at}lm_head"), OpClass::LmHead, vec![gather], OpBody::Compute(shards)), rows)
+    }
+
+    /// Vocabulary entries of the LM head on `device`, split over the devices of the last stage.
+    fn vocab_slice(&self, device: u32) -> u32 {
+        let (vocab, d) = (self.model.vocab, self.p.stage_devices());
+        vocab / d + u32::from(device % d < vocab % d)
+    }
+
+    /// Each device keeps the `top_k` best of its logits for `rows` positions.
+    fn device_sample(&mut self, name: String, dep: u32, rows: u32, top_k: u32) -> u32 {
+        let dtype = self.s.activation_dtype;
+        let shards = self
+            .stage_devices()
+            .map(|dev| Shard {
+                device: dev,
+                kernel: Kernel::Sample { rows, cols: self.vocab_slice(dev), top_k, dtype },
+            })
+            .collect();
+        self.push(name, OpClass::Sampling, vec![dep], OpBody::Compute(shards))
+    }
+
+    /// Candidates of `rows` positions from every device to the host: `per_row(device)` bytes each.
+    fn send_to_host(&mut self, name: String, dep: u32, per_row: impl Fn(u32) -> u64, rows: u32) -> u32 {
+        let transfers = self
+            .stage_devices()
+            .map(|dev| Transfer {
+                from: Endpoint::Device(dev),
+                to: Endpoint::Host(0),
+                bytes: rows as u64 * per_row(dev),
+            })
+            .collect();
+        self.push(name, OpClass::HostIo, vec![dep], OpBody::Transfer(transfers))
+    }
+
+    /// The LM head, and the logits (or each device's top-k) to the host.
+    /// Returns the LM head op.
+    fn head(&mut self, last: u32) -> u32 {
+        let (head, rows) = self.lm_head("", last);
+        let ad = self.s.activation_dtype.bytes();
+        match self.s.sampling {
+            Sampling::Host => {
+                let (vocab, d) = (self.model.vocab, self.p.stage_devices());
+                let slice = |dev: u32| (vocab / d + u32::from(dev % d < vocab % d)) as u64;
+                self.send_to_host("logits".into(), head, |dev| slice(dev) * ad, rows);
+            }
             Sampling::Device => {
                 let top_k = self.s.top_k;
-                let sample = (0..d)
-                    .map(|dev| Shard {
-                        device: dev,
-                        kernel: Kernel::Sample { rows: requests, cols: slice(dev), top_k, dtype: ad },
-                    })
-                    .collect();
-                let sampled = self.push("sample".into(), OpClass::Sampling, vec![head], OpBody::Compute(sample));
+                let sampled = self.device_sample("sample".into(), head, rows, top_k);
+                let (vocab, d) = (self.model.vocab, self.p.stage_devices());
+                let slice = |dev: u32| vocab / d + u32::from(dev % d < vocab % d);
                 // A candidate is a value and a vocabulary index: 4 + 4 bytes.
-                (sampled, (0..d).map(|dev| requests as u64 * top_k.min(slice(dev)) as u64 * 8).collect())
+                self.send_to_host("logits".into(), sampled, |dev| top_k.min(slice(dev)) as u64 * 8, rows);
             }
-        };
-        let logits = (0..d)
-            .map(|dev| Transfer { from: Endpoint::Device(dev), to: Endpoint::Host(0), bytes: candidates[dev as usize] })
-            .collect();
-        self.push("logits".into(), OpClass::HostIo, vec![last], OpBody::Transfer(logits));
+        }
+        head
+    }
+
+    /// Multi-token prediction: the MTP layer run `k` times after the main
+    /// model, each pass drafting one more token per request from the hidden
+    /// state and token of the pass before (the first from the main model's
+    /// last hidden state and LM head). A pass embeds the token, joins it with
+    /// the hidden state (`eh_proj`, 2·hidden → hidden), runs one transformer
+    /// layer, and shares the LM head; each device keeps its best candidate
+    /// and the drafts go to the host with the logits.
+    fn drafts(&mut self, k: u32, hidden: u32, head: u32, router: &mut Router) {
+        let verified = std::mem::take(&mut self.replica_requests);
+        let (h, ad, wd) = (self.model.hidden, self.s.activation_dtype, self.s.weight_dtype);
+        let (mut hidden, mut token) = (hidden, head);
+        for i in 0..k {
+            // Each pass computes one position per request, after the ones before it.
+            self.replica_requests = verified
+                .iter()
+                .map(|reqs| {
+                    reqs.iter()
+                        .map(|r| RequestStep { cached: r.cached + r.new_tokens + i, new_tokens: 1, logits: 1 })
+                        .collect()
+                })
+                .collect();
+            let at = format!("mtp{i}");
+            let embed = self.replicated(format!("{at}.embed"), OpClass::Embedding, vec![token], |rows| {
+                Kernel::Embedding { rows, cols: h, dtype: ad }
+            });
+            let e_norm = self.norm(format!("{at}.enorm"), vec![embed], h);
+            let h_norm = self.norm(format!("{at}.hnorm"), vec![hidden], h);
+            let joined = self.gemm(format!("{at}.eh_proj"), vec![e_norm, h_norm], 1, h, 2 * h, wd);
+            hidden = self.layer(&at, self.model.layers, joined, router);
+            let (logits, rows) = self.lm_head(&format!("{at}."), hidden);
+            token = self.device_sample(format!("{at}.sample"), logits, rows, 1);
+            self.send_to_host(format!("{at}.drafts"), token, |_| 8, rows);
+        }
+        self.replica_requests = verified;
     }
 }
 
@@ -659,7 +970,7 @@ mod tests {
     use super::*;
 
     fn plan(placement: ExpertPlacement) -> Plan {
-        Plan { attention_tensor_parallel: 1, expert_parallel: 4, expert_placement: placement }
+        Plan { expert_parallel: 4, expert_placement: placement, ..Plan::default() }
     }
 
     #[test]

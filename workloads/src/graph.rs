@@ -1,6 +1,6 @@
 //! The op graph of one inference step, already placed on devices: each op is
-//! either compute shards (one kernel per device) or transfers between
-//! endpoints. This is the content of a step trace.
+//! compute shards (one kernel per device), transfers between endpoints, or a
+//! kernel on the host CPU. This is the content of a step trace.
 
 use isa::Dtype;
 use models::fabric::Endpoint;
@@ -52,6 +52,9 @@ pub enum OpBody {
     Compute(Vec<Shard>),
     /// Point-to-point transfers, all free to proceed at once.
     Transfer(Vec<Transfer>),
+    /// A kernel run by the leading host's CPU (the plan's `host_ops`), its
+    /// inputs and outputs carried by transfers to and from `Host(0)`.
+    Host(Kernel),
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -180,6 +183,7 @@ impl Op {
     pub fn flops(&self) -> u64 {
         match &self.body {
             OpBody::Compute(shards) => shards.iter().map(|s| 2 * s.kernel.macs()).sum(),
+            OpBody::Host(kernel) => 2 * kernel.macs(),
             OpBody::Transfer(_) => 0,
         }
     }
@@ -188,6 +192,7 @@ impl Op {
     pub fn bytes(&self) -> u64 {
         match &self.body {
             OpBody::Compute(shards) => shards.iter().map(|s| s.kernel.memory_bytes()).sum(),
+            OpBody::Host(kernel) => kernel.memory_bytes(),
             OpBody::Transfer(transfers) => transfers.iter().map(|t| t.bytes).sum(),
         }
     }

@@ -39,7 +39,7 @@ pub fn first_step(
     let placement = Placement::for_plan(devices, &w.plan, &router.expected_load())
         .map_err(|e| format!("{e} of `{}`", hardware.name))?;
     let s = &w.scenario;
-    let batch = Batch::from_scenario(s);
+    let batch = Batch::from_scenario(s, 1);
     let requests = batch.step(&batch.active());
     let graph = build_step(model, s, &placement, &requests, &mut router);
     let mut compiler = KernelCompiler::new(target.clone());
@@ -61,6 +61,7 @@ pub fn first_step(
                     });
                 }
             }
+            OpBody::Host(_) => {}
             OpBody::Transfer(transfers) => {
                 let mine: Vec<_> = transfers
                     .iter()

@@ -5,7 +5,8 @@
 //! - [`figures`]: what a model config implies (parameters, bytes, FLOPs).
 //! - [`hf`]: import of a Hugging Face `config.json` into a model config.
 //! - [`workload`]: a workload file: the model, the scenario (batch, lengths,
-//!   dtypes), the parallel plan and the MoE routing model.
+//!   dtypes), the parallel plan and the MoE routing model; [`lengths`] the
+//!   token counts of requests, fixed or drawn per request.
 //! - [`build`]: the op graph of one step ([`graph::StepGraph`]), placed on
 //!   the system's chiplets, with MoE dispatch and combine as transfers.
 //! - [`lower`] and [`kernels`]: the graph lowered to per-chiplet command
@@ -29,6 +30,7 @@ pub mod graph;
 pub mod hf;
 pub mod inspect;
 pub mod kernels;
+pub mod lengths;
 pub mod lower;
 pub mod micro;
 pub mod model;

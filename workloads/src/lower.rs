@@ -1,29 +1,87 @@
 //! Lowering of a step's op graph to what the machine runs: a command list
-//! per chiplet, and the transfers the host sends and expects.
+//! per chiplet, and one for the leading host.
 //!
 //! Compute shards become `Compute` commands with per-core programs; each
-//! transfer becomes a `Send` on its source device and, on each receiving
-//! device, one `Recv` of all the op's bytes bound for it. A command depends
-//! on the commands that the op's dependencies produced on the same device;
-//! where a dependency produced none there, on what that one depended on.
+//! transfer becomes a `Send` on its source and, on each receiver, one `Recv`
+//! of all the op's bytes bound for it; a host kernel becomes a task for the
+//! CPU model. A command depends on the commands that the op's dependencies
+//! produced on the same device (or host); where a dependency produced none
+//! there, on what that one depended on.
 
-use crate::graph::{Kernel, OpBody, StepGraph};
+use crate::graph::{Kernel, OpBody, StepGraph, visible_pairs};
 use crate::kernels::{CoreTarget, KernelCompiler, KernelError, Tensors};
+use models::cpu::HostTask;
 use models::fabric::Endpoint;
 use models::npu::{CommandKind, CommandList, PreparedProgram};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-/// What the host sends at the start of a step and receives by its end.
+/// A step as the machine runs it.
 #[derive(Clone, Debug, Default)]
 pub struct Lowered {
     /// One command list per device.
     pub lists: Vec<CommandList>,
-    /// Transfers the host starts: destination, bytes, tag.
-    pub host_sends: Vec<(Endpoint, u64, u64)>,
-    /// Bytes the leading host receives.
-    pub host_receives: u64,
+    /// What the leading host does: sends, receives and CPU tasks.
+    pub host: Vec<HostCommand>,
+}
+
+/// One thing the host does in a step, once the host commands it depends on are done.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostCommand {
+    /// Indices of earlier host commands.
+    pub deps: Vec<u32>,
+    pub kind: HostCommandKind,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum HostCommandKind {
+    Send {
+        to: Endpoint,
+        bytes: u64,
+        tag: u64,
+    },
+    /// Wait until `bytes` with this tag have arrived.
+    Recv {
+        bytes: u64,
+        tag: u64,
+    },
+    /// A kernel on the CPU model.
+    Compute(Arc<HostTask>),
+}
+
+/// The CPU work of `kernel`: its FLOPs as FP32 vector work spread over the
+/// cores, the bytes it reads (weights, KV cache) and writes streamed from
+/// DRAM, and loop overhead per row. A first-order model of a tuned CPU kernel.
+pub fn host_task(kernel: &Kernel, cores: u32) -> HostTask {
+    let (name, rows, elementwise): (&'static str, u64, u64) = match *kernel {
+        Kernel::Gemm { ref rows, .. } => ("host.gemm", rows.iter().map(|&m| m as u64).sum(), 0),
+        Kernel::Attention { requests, queries, heads, context, .. } => {
+            // Softmax over every score: exp, max, sum, scale.
+            (
+                "host.attention",
+                (requests * queries * heads) as u64,
+                4 * (requests * heads) as u64 * visible_pairs(queries, context),
+            )
+        }
+        Kernel::TopK { rows, cols, k, .. } => ("host.topk", rows as u64, rows as u64 * cols as u64 * (2 + k as u64)),
+        Kernel::Sample { rows, cols, .. } | Kernel::Softmax { rows, cols, .. } => {
+            ("host.softmax", rows as u64, 5 * rows as u64 * cols as u64)
+        }
+        Kernel::RmsNorm { rows, cols, .. }
+        | Kernel::Rotary { rows, cols, .. }
+        | Kernel::SwiGlu { rows, cols, .. }
+        | Kernel::Embedding { rows, cols, .. } => ("host.elementwise", rows as u64, 4 * rows as u64 * cols as u64),
+        Kernel::Add { elems, inputs, .. } => ("host.elementwise", 1, elems * inputs as u64),
+    };
+    HostTask {
+        name,
+        instructions: 2_000 + 50 * rows,
+        ilp: 2.0,
+        vector_flops: 2 * kernel.macs() + elementwise,
+        bytes: kernel.memory_bytes(),
+        threads: (rows.min(cores as u64) as u32).max(1),
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -141,11 +199,18 @@ impl Lowerer {
         self.cache.clear();
     }
 
-    pub fn lower(&mut self, graph: &StepGraph, step: u64) -> Result<Lowered, LowerError> {
+    /// Lower `graph`, step `step` of a run, for a host with `host_cores` cores.
+    pub fn lower(&mut self, graph: &StepGraph, step: u64, host_cores: u32) -> Result<Lowered, LowerError> {
         let devices = graph.devices as usize;
-        let mut out = Lowered { lists: vec![CommandList::default(); devices], ..Lowered::default() };
-        // frontier[device][op]: the commands a later op on that device waits for, to depend on `op`.
-        let mut frontier: Vec<Vec<Vec<u32>>> = vec![Vec::with_capacity(graph.ops.len()); devices];
+        let host = devices;
+        let mut out = Lowered { lists: vec![CommandList::default(); devices], host: Vec::new() };
+        let host_push = |out: &mut Lowered, deps: Vec<u32>, kind: HostCommandKind| {
+            out.host.push(HostCommand { deps, kind });
+            out.host.len() as u32 - 1
+        };
+        // frontier[device][op]: the commands a later op on that device waits for, to depend on `op`
+        // (index `devices`: the host).
+        let mut frontier: Vec<Vec<Vec<u32>>> = vec![Vec::with_capacity(graph.ops.len()); devices + 1];
         for (i, op) in graph.ops.iter().enumerate() {
             let i = i as u32;
             let tag = tag(step, i);
@@ -156,7 +221,7 @@ impl Lowerer {
                 deps.dedup();
                 deps
             };
-            let mut made: Vec<Vec<u32>> = vec![Vec::new(); devices];
+            let mut made: Vec<Vec<u32>> = vec![Vec::new(); devices + 1];
             match &op.body {
                 OpBody::Compute(shards) => {
                     for shard in shards {
@@ -172,8 +237,13 @@ impl Lowerer {
                         made[d].push(out.lists[d].push(deps, CommandKind::Compute { programs, memo }));
                     }
                 }
+                OpBody::Host(kernel) => {
+                    let task = Arc::new(host_task(kernel, host_cores));
+                    let deps = deps_on(&frontier, host);
+                    made[host].push(host_push(&mut out, deps, HostCommandKind::Compute(task)));
+                }
                 OpBody::Transfer(transfers) => {
-                    let mut incoming = vec![0u64; devices];
+                    let mut incoming = vec![0u64; devices + 1];
                     for t in transfers {
                         match t.from {
                             Endpoint::Device(a) => {
@@ -183,18 +253,27 @@ impl Lowerer {
                                         .push(deps, CommandKind::Send { to: t.to, bytes: t.bytes, tag }),
                                 );
                             }
-                            Endpoint::Host(_) => out.host_sends.push((t.to, t.bytes, tag)),
+                            Endpoint::Host(_) => {
+                                let send = HostCommandKind::Send { to: t.to, bytes: t.bytes, tag };
+                                made[host].push(host_push(&mut out, deps_on(&frontier, host), send));
+                            }
                         }
                         match t.to {
                             Endpoint::Device(b) => incoming[b as usize] += t.bytes,
-                            Endpoint::Host(_) => out.host_receives += t.bytes,
+                            Endpoint::Host(_) => incoming[host] += t.bytes,
                         }
                     }
                     for (d, &bytes) in incoming.iter().enumerate() {
-                        if bytes > 0 {
-                            let deps = deps_on(&frontier, d);
-                            made[d].push(out.lists[d].push(deps, CommandKind::Recv { bytes, tag }));
+                        if bytes == 0 {
+                            continue;
                         }
+                        let deps = deps_on(&frontier, d);
+                        let recv = if d == host {
+                            host_push(&mut out, deps, HostCommandKind::Recv { bytes, tag })
+                        } else {
+                            out.lists[d].push(deps, CommandKind::Recv { bytes, tag })
+                        };
+                        made[d].push(recv);
                     }
                 }
             }

@@ -13,7 +13,7 @@ use crate::routing::Router;
 use crate::runtime::{
     HostRuntime, HostWork, PassiveHost, RuntimeConfig, SampleWork, StepPlanner, StepRecord, StepSource,
 };
-use crate::workload::{Workload, WorkloadSpec};
+use crate::workload::{HostOp, Workload, WorkloadSpec};
 
 use isa::Dtype;
 use models::energy::EnergyBreakdown;
@@ -64,8 +64,11 @@ pub struct MemoryUse {
     pub capacity: u64,
 }
 
-/// Bytes of weights and KV cache the busiest device holds under `placement`.
-pub fn memory_use(model: &ModelConfig, w: &WorkloadSpec, p: &Placement, capacity: u64) -> MemoryUse {
+/// Bytes of weights and KV cache the busiest device holds under `placement`,
+/// when its replica's requests hold `kv_tokens` tokens of context in all.
+/// Each pipeline stage holds its layers (the first also the embedding, the
+/// last the LM head and any multi-token-prediction layer); the busiest stage counts.
+pub fn memory_use(model: &ModelConfig, w: &WorkloadSpec, p: &Placement, kv_tokens: u64, capacity: u64) -> MemoryUse {
     let s = &w.scenario;
     let params = model.parameters();
     let (h, tp) = (model.hidden as u64, p.tp as u64);
@@ -79,20 +82,42 @@ pub fn memory_use(model: &ModelConfig, w: &WorkloadSpec, p: &Placement, capacity
     let attention = replicated_attention + (params.attention_per_layer - replicated_attention).div_ceil(tp);
     let experts_here = if f.routed_experts == 0 { 0 } else { p.experts_per_device() };
     let per_moe = (experts_here + f.shared_experts as u64) * params.expert;
-    let weight_elems = params.embedding
-        + params.lm_head.div_ceil(p.devices as u64)
-        + model.layers as u64 * (attention + params.norms_per_layer)
-        + model.dense_layers() as u64 * params.dense_mlp.div_ceil(tp)
-        + model.moe_layers() as u64 * per_moe;
-    let router = model.moe_layers() as u64 * params.router * s.activation_dtype.bytes();
-    let requests_here = (s.batch as u64).div_ceil(p.replicas() as u64);
+    let (wb, ab) = (s.weight_dtype.bytes(), s.activation_dtype.bytes());
+    // Weight bytes of layer `l` on one device (the router kept in the activation dtype).
+    let layer_bytes = |l: u32| {
+        let mlp = if model.is_dense_layer(l) { params.dense_mlp.div_ceil(tp) } else { per_moe };
+        let router = if model.is_dense_layer(l) { 0 } else { params.router * ab };
+        (attention + params.norms_per_layer + mlp) * wb + router
+    };
     let kv_split = match model.attention {
         Attention::Mla { .. } => 1,
         Attention::Gqa { .. } => tp,
     };
-    let kv_cache =
-        requests_here * (s.context_tokens + s.output_tokens) as u64 * model.kv_bytes_per_token(s.kv_dtype) / kv_split;
-    MemoryUse { weights: weight_elems * s.weight_dtype.bytes() + router, kv_cache, capacity }
+    let kv_per_layer = if p.host_ops.contains(&HostOp::DecodeAttention) {
+        0 // held in host DRAM
+    } else {
+        kv_tokens * model.kv_bytes_per_token(s.kv_dtype) / kv_split / model.layers.max(1) as u64
+    };
+    (0..p.stages)
+        .map(|stage| {
+            let layers = p.stage_layers(stage, model.layers);
+            let mut weights: u64 = layers.clone().map(layer_bytes).sum();
+            let mut kv_cache = layers.len() as u64 * kv_per_layer;
+            if stage == 0 {
+                weights += params.embedding * wb;
+            }
+            if stage + 1 == p.stages {
+                weights += params.lm_head.div_ceil(p.stage_devices() as u64) * wb;
+                if s.mtp.is_some() {
+                    // The MTP layer: one more layer (with its own KV cache) and its 2·hidden → hidden join.
+                    weights += layer_bytes(model.layers) + 2 * h * h * wb;
+                    kv_cache += kv_per_layer;
+                }
+            }
+            MemoryUse { weights, kv_cache, capacity }
+        })
+        .max_by_key(|m| m.weights + m.kv_cache)
+        .unwrap_or(MemoryUse { weights: 0, kv_cache: 0, capacity })
 }
 
 fn gb(bytes: u64) -> String {
@@ -102,31 +127,38 @@ fn gb(bytes: u64) -> String {
 /// Simulate `workload` on `hardware` with the given seed.
 pub fn run(hardware: &SystemSpec, workload: &Workload, seed: u64) -> Result<RunResult, RunError> {
     let (w, model) = (&workload.spec, &workload.model);
-    let (placement, memory, source) = built_steps(hardware, workload, seed)?;
+    let (placement, memory, source, batch) = built_steps(hardware, workload, seed)?;
     let sample = SampleWork::of(model, &w.scenario, placement.devices);
     let run = Execution { workload: w, model: Some(model), seed, placement, memory, source, sample };
-    execute(hardware, run, Batch::from_scenario(&w.scenario))
+    execute(hardware, run, batch)
 }
 
-/// Where `workload`'s model goes on `hardware`, the memory it takes, and the
-/// source that builds its steps with the seeded router: what a run and a
-/// recorded step share.
+/// Where `workload`'s model goes on `hardware`, the memory it takes, the
+/// source that builds its steps with the seeded router, and the requests
+/// with their seeded lengths: what a run and a recorded step share.
 fn built_steps(
     hardware: &SystemSpec,
     workload: &Workload,
     seed: u64,
-) -> Result<(Placement, MemoryUse, StepSource), RunError> {
+) -> Result<(Placement, MemoryUse, StepSource, Batch), RunError> {
     let (w, model) = (&workload.spec, &workload.model);
+    if w.scenario.mtp.is_some() && model.mtp_layers == 0 {
+        return Err(RunError(format!(
+            "scenario.mtp asks for multi-token prediction, but model `{}` has no multi-token-prediction layer",
+            model.name
+        )));
+    }
     let router = router(w, model, seed)?;
     let placement = placement(hardware, w, &router.expected_load())?;
-    let memory = fits(hardware, model, w, &placement)?;
+    let batch = Batch::from_scenario(&w.scenario, seed);
+    let memory = fits(hardware, model, w, &placement, &batch)?;
     let source = StepSource::Build {
         model: Box::new(model.clone()),
-        scenario: w.scenario.clone(),
+        scenario: Box::new(w.scenario.clone()),
         placement: placement.clone(),
         router,
     };
-    Ok((placement, memory, source))
+    Ok((placement, memory, source, batch))
 }
 
 /// One recorded step: the graph and what the host needs to serve it.
@@ -149,8 +181,7 @@ pub struct RecordedStep {
 /// for each, without simulating them.
 pub fn record_step(hardware: &SystemSpec, workload: &Workload, seed: u64, step: u64) -> Result<RecordedStep, RunError> {
     let (w, model) = (&workload.spec, &workload.model);
-    let (placement, _, mut source) = built_steps(hardware, workload, seed)?;
-    let mut batch = Batch::from_scenario(&w.scenario);
+    let (placement, _, mut source, mut batch) = built_steps(hardware, workload, seed)?;
     let mut index = 0;
     loop {
         let active = batch.active();
@@ -205,8 +236,9 @@ pub fn replay(hardware: &SystemSpec, recorded: &RecordedStep) -> Result<RunResul
             }
         }
     }
+    let batch = Batch::from_step(&recorded.requests, w.scenario.mtp, recorded.seed);
     let memory = match &recorded.model {
-        Some(model) => fits(hardware, model, w, &placement)?,
+        Some(model) => fits(hardware, model, w, &placement, &batch)?,
         None => MemoryUse { weights: 0, kv_cache: 0, capacity: card(hardware)?.chiplet.memory.capacity().get() },
     };
     let source = StepSource::Recorded(std::iter::once(recorded.graph.clone()).collect());
@@ -219,7 +251,7 @@ pub fn replay(hardware: &SystemSpec, recorded: &RecordedStep) -> Result<RunResul
         source,
         sample: recorded.sample,
     };
-    execute(hardware, run, Batch::from_step(&recorded.requests))
+    execute(hardware, run, batch)
 }
 
 /// The system's accelerator card; npusim runs model steps on NPUs.
@@ -247,7 +279,13 @@ fn placement(hardware: &SystemSpec, w: &WorkloadSpec, load: &[f64]) -> Result<Pl
 }
 
 /// Check the dtypes and the memory of one chiplet against what `w` needs.
-fn fits(hardware: &SystemSpec, model: &ModelConfig, w: &WorkloadSpec, p: &Placement) -> Result<MemoryUse, RunError> {
+fn fits(
+    hardware: &SystemSpec,
+    model: &ModelConfig,
+    w: &WorkloadSpec,
+    p: &Placement,
+    batch: &Batch,
+) -> Result<MemoryUse, RunError> {
     let chiplet = &card(hardware)?.chiplet;
     for (what, dtype) in
         [("scenario.weight_dtype", w.scenario.weight_dtype), ("scenario.activation_dtype", w.scenario.activation_dtype)]
@@ -261,7 +299,21 @@ fn fits(hardware: &SystemSpec, model: &ModelConfig, w: &WorkloadSpec, p: &Placem
             )));
         }
     }
-    let memory = memory_use(model, w, p, chiplet.memory.capacity().get());
+    if p.host_ops.contains(&HostOp::DecodeAttention) {
+        let need = batch.busiest_replica_tokens(1) * model.kv_bytes_per_token(w.scenario.kv_dtype);
+        let have = hardware.node.cpu.dram.capacity.get();
+        if need > have {
+            return Err(RunError(format!(
+                "plan.host_ops holds the KV cache in host DRAM: it needs {} but `{}`'s host has {}: {} too much",
+                gb(need),
+                hardware.name,
+                Bytes(have),
+                gb(need - have)
+            )));
+        }
+    }
+    let kv_tokens = batch.busiest_replica_tokens(p.replicas());
+    let memory = memory_use(model, w, p, kv_tokens, chiplet.memory.capacity().get());
     let need = memory.weights + memory.kv_cache;
     if need > memory.capacity {
         return Err(RunError(format!(
@@ -293,7 +345,6 @@ struct Execution<'a> {
 fn execute(hardware: &SystemSpec, run: Execution<'_>, batch: Batch) -> Result<RunResult, RunError> {
     let target = CoreTarget::for_chiplet(&card(hardware)?.chiplet, None);
     let planner = StepPlanner { source: run.source, lowerer: Lowerer::new(target, hardware.simulation.replay_kernels) };
-    let targets: Vec<u32> = batch.targets().collect();
 
     let mut builder: SystemBuilder<Msg> = SystemBuilder::new();
     let machine = models::machine::build(hardware, &mut builder);
@@ -325,13 +376,13 @@ fn execute(hardware: &SystemSpec, run: Execution<'_>, batch: Batch) -> Result<Ru
     if let Some(e) = &host.error {
         return Err(RunError(e.clone()));
     }
-    let requests = host.records();
-    if let Some((r, target)) = requests.iter().zip(&targets).find(|(r, t)| r.tokens < **t) {
+    if let Some(r) = host.batch().unfinished() {
         return Err(RunError(format!(
             "internal error: the run ended with a request at {} of {} tokens",
-            r.tokens, target
+            r.generated, r.target
         )));
     }
+    let requests = host.records();
     let steps = host.steps.clone();
     let stats = system.stats();
     let energy = machine.energy.account(&stats, system.now());

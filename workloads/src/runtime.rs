@@ -8,7 +8,7 @@ use crate::batch::Batch;
 pub use crate::batch::RequestRecord;
 use crate::build::{Placement, RequestStep, build_step};
 use crate::graph::StepGraph;
-use crate::lower::{Lowered, Lowerer};
+use crate::lower::{HostCommand, HostCommandKind, Lowered, Lowerer};
 use crate::model::ModelConfig;
 use crate::routing::Router;
 use crate::workload::{Sampling, Scenario};
@@ -18,7 +18,7 @@ use models::msg::{Chunk, Msg};
 use models::npu::CommandList;
 use serde::{Deserialize, Serialize};
 use sim_core::{Component, ComponentId, Ctx, Stats, Time, Unit};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 /// The host work of serving, per step, in the CPU model's terms. These are
@@ -65,7 +65,7 @@ pub struct StepRecord {
 #[derive(Debug)]
 pub enum StepSource {
     /// Built from the model and scenario, with expert choices drawn by the router.
-    Build { model: Box<ModelConfig>, scenario: Scenario, placement: Placement, router: Router },
+    Build { model: Box<ModelConfig>, scenario: Box<Scenario>, placement: Placement, router: Router },
     /// Recorded graphs (a step trace), one per step, in order.
     Recorded(VecDeque<StepGraph>),
 }
@@ -90,9 +90,9 @@ impl StepSource {
 }
 
 impl StepPlanner {
-    pub fn plan(&mut self, step: u64, requests: &[RequestStep]) -> Result<Lowered, String> {
+    pub fn plan(&mut self, step: u64, requests: &[RequestStep], host_cores: u32) -> Result<Lowered, String> {
         let graph = self.source.graph(requests).ok_or_else(|| format!("the trace has no graph for step {step}"))?;
-        self.lowerer.lower(&graph, step).map_err(|e| e.to_string())
+        self.lowerer.lower(&graph, step, host_cores).map_err(|e| e.to_string())
     }
 }
 
@@ -136,6 +136,55 @@ const LAUNCH: u64 = 2;
 const SAMPLE: u64 = 3;
 const START: u64 = 4;
 const SEQUENCER: u64 = 1 << 32;
+const HOST_COMMAND: u64 = 1 << 48;
+
+/// The host's commands of the step in flight, run as their dependencies finish.
+#[derive(Debug, Default)]
+struct HostRun {
+    commands: Vec<HostCommand>,
+    deps_left: Vec<u32>,
+    dependents: Vec<Vec<u32>>,
+    /// Receives waiting for their bytes, by tag.
+    waiting: HashMap<u64, u32>,
+    /// Bytes arrived per tag, not yet claimed by a receive.
+    received: HashMap<u64, u64>,
+    done: usize,
+}
+
+impl HostRun {
+    fn new(commands: Vec<HostCommand>) -> HostRun {
+        let mut dependents = vec![Vec::new(); commands.len()];
+        for (i, c) in commands.iter().enumerate() {
+            for &d in &c.deps {
+                dependents[d as usize].push(i as u32);
+            }
+        }
+        let deps_left = commands.iter().map(|c| c.deps.len() as u32).collect();
+        HostRun { commands, deps_left, dependents, ..HostRun::default() }
+    }
+
+    /// Commands with nothing to wait for.
+    fn ready(&self) -> Vec<u32> {
+        (0..self.commands.len() as u32).filter(|&i| self.deps_left[i as usize] == 0).collect()
+    }
+
+    /// Mark `i` done; returns the commands it made ready.
+    fn complete(&mut self, i: u32) -> Vec<u32> {
+        self.done += 1;
+        let mut ready = Vec::new();
+        for &d in &self.dependents[i as usize] {
+            self.deps_left[d as usize] -= 1;
+            if self.deps_left[d as usize] == 0 {
+                ready.push(d);
+            }
+        }
+        ready
+    }
+
+    fn finished(&self) -> bool {
+        self.done == self.commands.len()
+    }
+}
 
 /// The serving runtime of the leading host.
 #[derive(Debug)]
@@ -145,9 +194,11 @@ pub struct HostRuntime {
     batch: Batch,
     step: u64,
     active: Vec<usize>,
+    /// Positions the current step computes logits for (the host samples each).
+    logit_rows: u64,
     lowered: Option<Lowered>,
     waiting_lists: usize,
-    waiting_bytes: u64,
+    host_run: HostRun,
     current: Option<StepRecord>,
     pub steps: Vec<StepRecord>,
     pub error: Option<String>,
@@ -161,9 +212,10 @@ impl HostRuntime {
             batch,
             step: 0,
             active: Vec::new(),
+            logit_rows: 0,
             lowered: None,
             waiting_lists: 0,
-            waiting_bytes: 0,
+            host_run: HostRun::default(),
             current: None,
             steps: Vec::new(),
             error: None,
@@ -177,6 +229,10 @@ impl HostRuntime {
 
     pub fn records(&self) -> Vec<RequestRecord> {
         self.batch.records()
+    }
+
+    pub fn batch(&self) -> &Batch {
+        &self.batch
     }
 
     fn task(&self, ctx: &mut Ctx<'_, Msg>, token: u64, task: HostTask) {
@@ -212,7 +268,8 @@ impl HostRuntime {
 
     fn plan(&mut self, ctx: &mut Ctx<'_, Msg>) {
         let steps = self.batch.step(&self.active);
-        match self.planner.plan(self.step, &steps) {
+        self.logit_rows = steps.iter().map(|r| r.logits as u64).sum();
+        match self.planner.plan(self.step, &steps, self.cfg.cpu_cores) {
             Ok(lowered) => {
                 let devices = lowered.lists.iter().filter(|l| !l.commands.is_empty()).count() as u64;
                 self.lowered = Some(lowered);
@@ -236,16 +293,6 @@ impl HostRuntime {
     fn launch(&mut self, ctx: &mut Ctx<'_, Msg>) {
         let Some(lowered) = self.lowered.take() else { return };
         let host = Endpoint::Host(self.cfg.node);
-        for &(to, bytes, tag) in &lowered.host_sends {
-            let Some(route) = self.cfg.routes.get(host, to) else { continue };
-            let mut left = bytes;
-            while left > 0 {
-                let size = left.min(self.cfg.chunk);
-                left -= size;
-                let chunk = Chunk { route: Arc::clone(route), hop: 0, bytes: size, tag };
-                ctx.send(route.links[0], Time::ZERO, Msg::Chunk(chunk));
-            }
-        }
         self.waiting_lists = 0;
         for (d, list) in lowered.lists.into_iter().enumerate() {
             if list.commands.is_empty() {
@@ -261,7 +308,10 @@ impl HostRuntime {
             );
             self.waiting_lists += 1;
         }
-        self.waiting_bytes = lowered.host_receives;
+        self.host_run = HostRun::new(lowered.host);
+        for i in self.host_run.ready() {
+            self.launch_host(i, ctx);
+        }
         if let Some(step) = self.current.as_mut() {
             step.launched = ctx.now();
         }
@@ -269,15 +319,63 @@ impl HostRuntime {
         self.check_outputs(ctx);
     }
 
+    /// Start host command `i` of the step.
+    fn launch_host(&mut self, i: u32, ctx: &mut Ctx<'_, Msg>) {
+        match self.host_run.commands[i as usize].kind.clone() {
+            HostCommandKind::Send { to, bytes, tag } => {
+                if let Some(route) = self.cfg.routes.get(Endpoint::Host(self.cfg.node), to) {
+                    let mut left = bytes;
+                    while left > 0 {
+                        let size = left.min(self.cfg.chunk);
+                        left -= size;
+                        let chunk = Chunk { route: Arc::clone(route), hop: 0, bytes: size, tag };
+                        ctx.send(route.links[0], Time::ZERO, Msg::Chunk(chunk));
+                    }
+                }
+                self.complete_host(i, ctx);
+            }
+            HostCommandKind::Recv { tag, .. } => {
+                self.host_run.waiting.insert(tag, i);
+                self.arrived(tag, 0, ctx);
+            }
+            HostCommandKind::Compute(task) => {
+                let msg = Msg::HostTask { task, reply_to: ctx.me(), token: HOST_COMMAND + i as u64 };
+                ctx.send(self.cfg.cpu, Time::ZERO, msg);
+            }
+        }
+    }
+
+    /// `bytes` more of transfer `tag` reached the host.
+    fn arrived(&mut self, tag: u64, bytes: u64, ctx: &mut Ctx<'_, Msg>) {
+        let have = self.host_run.received.entry(tag).or_default();
+        *have += bytes;
+        let have = *have;
+        let Some(&i) = self.host_run.waiting.get(&tag) else { return };
+        if let HostCommandKind::Recv { bytes: want, .. } = self.host_run.commands[i as usize].kind
+            && have >= want
+        {
+            self.host_run.waiting.remove(&tag);
+            self.host_run.received.remove(&tag);
+            self.complete_host(i, ctx);
+        }
+    }
+
+    fn complete_host(&mut self, i: u32, ctx: &mut Ctx<'_, Msg>) {
+        for next in self.host_run.complete(i) {
+            self.launch_host(next, ctx);
+        }
+        self.check_outputs(ctx);
+    }
+
     fn check_outputs(&mut self, ctx: &mut Ctx<'_, Msg>) {
-        if self.waiting_lists > 0 || self.waiting_bytes > 0 {
+        if self.waiting_lists > 0 || !self.host_run.finished() {
             return;
         }
         if let Some(step) = self.current.as_mut() {
             step.logits = ctx.now();
         }
         let w = &self.cfg.work;
-        let n = self.active.len() as u64;
+        let n = self.logit_rows;
         let SampleWork { candidates_per_request: candidates, bytes_per_candidate: bytes_each } = self.cfg.sample;
         let task = HostTask {
             name: "sample",
@@ -292,10 +390,10 @@ impl HostRuntime {
 
     fn tokens_out(&mut self, ctx: &mut Ctx<'_, Msg>) {
         let now = ctx.now();
-        self.batch.tokens_out(&self.active, now);
+        let made = self.batch.tokens_out(&self.active, now);
         if let Some(mut step) = self.current.take() {
             step.end = now;
-            step.tokens = self.active.len() as u32;
+            step.tokens = made;
             self.steps.push(step);
         }
         self.begin_step(ctx);
@@ -313,14 +411,12 @@ impl Component<Msg> for HostRuntime {
             Msg::Done { token: SCHEDULE } => self.plan(ctx),
             Msg::Done { token: LAUNCH } => self.launch(ctx),
             Msg::Done { token: SAMPLE } => self.tokens_out(ctx),
-            Msg::Done { token } if token >= SEQUENCER => {
+            Msg::Done { token } if (SEQUENCER..HOST_COMMAND).contains(&token) => {
                 self.waiting_lists -= 1;
                 self.check_outputs(ctx);
             }
-            Msg::Arrived { bytes, .. } => {
-                self.waiting_bytes = self.waiting_bytes.saturating_sub(bytes);
-                self.check_outputs(ctx);
-            }
+            Msg::Done { token } if token >= HOST_COMMAND => self.complete_host((token - HOST_COMMAND) as u32, ctx),
+            Msg::Arrived { tag, bytes } => self.arrived(tag, bytes, ctx),
             other => debug_assert!(false, "runtime received {other:?}"),
         }
     }

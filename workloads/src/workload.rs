@@ -1,6 +1,7 @@
 //! A workload file: which model, the scenario (batch, lengths, dtypes), the
 //! parallel plan and the MoE routing model.
 
+use crate::lengths::Length;
 use crate::model::{ModelConfig, model_preset};
 use isa::Dtype;
 use models::input::{self, InputError, Invalid};
@@ -13,7 +14,8 @@ pub struct WorkloadSpec {
     pub name: String,
     #[serde(default)]
     pub description: String,
-    /// A model config shipped with npusim (`npusim models`).
+    /// A model config shipped with npusim (`npusim models`), or a model
+    /// file (`.toml`, or a Hugging Face `config.json`) relative to the workload file.
     pub model: String,
     pub scenario: Scenario,
     #[serde(default)]
@@ -39,10 +41,11 @@ pub struct Scenario {
     pub phase: Phase,
     /// Requests served together.
     pub batch: u32,
-    /// Tokens of context each request has (prompt, or KV cache already filled).
-    pub context_tokens: u32,
-    /// Tokens each request generates.
-    pub output_tokens: u32,
+    /// Tokens of context each request has (prompt, or KV cache already filled):
+    /// a count, or a distribution drawn per request from the run's seed.
+    pub context_tokens: Length,
+    /// Tokens each request generates: a count or a distribution.
+    pub output_tokens: Length,
     pub weight_dtype: Dtype,
     pub activation_dtype: Dtype,
     pub kv_dtype: Dtype,
@@ -52,6 +55,23 @@ pub struct Scenario {
     /// Candidates kept per request when sampling (top-k).
     #[serde(default = "default_top_k")]
     pub top_k: u32,
+    /// Multi-token prediction: the model's MTP layer drafts tokens that the
+    /// next step verifies. Off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtp: Option<Mtp>,
+}
+
+/// Speculative decoding with the model's own multi-token-prediction layer.
+/// Each step runs the MTP layer `draft_tokens` times after the main model;
+/// the next step verifies the drafts with the main model, which then
+/// computes `1 + draft_tokens` positions per request.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mtp {
+    pub draft_tokens: u32,
+    /// Probability that a draft is accepted, given the drafts before it
+    /// were (DeepSeek-V3 reports 0.85 to 0.9 for its first draft).
+    pub acceptance: f64,
 }
 
 fn default_top_k() -> u32 {
@@ -73,21 +93,62 @@ pub enum Sampling {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Plan {
-    /// Devices that split each attention (and dense MLP) layer by heads; the
-    /// rest of the devices hold data-parallel replicas. 1 = pure data parallel.
+    /// Pipeline stages: the devices are cut into this many groups of
+    /// consecutive devices, each holding a consecutive run of layers.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub pipeline_parallel: u32,
+    /// Micro-batches a step's requests are cut into, so that the stages
+    /// work on different ones at once; 0 = one per stage.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub micro_batches: u32,
+    /// Devices of a stage that split each attention (and dense MLP) layer by
+    /// heads; the rest of the stage's devices hold data-parallel replicas.
+    /// 1 = pure data parallel.
     #[serde(default = "one")]
     pub attention_tensor_parallel: u32,
-    /// Devices that share one copy of the routed experts; 0 = all devices.
+    /// Devices of a stage that share one copy of its routed experts; 0 = all of the stage's devices.
     #[serde(default)]
     pub expert_parallel: u32,
     #[serde(default)]
     pub expert_placement: ExpertPlacement,
+    /// Ops the leading host's CPU runs instead of the chiplets, their
+    /// inputs and outputs crossing PCIe.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_ops: Vec<HostOp>,
+}
+
+/// Ops a plan can move to the host CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostOp {
+    /// Each MoE layer's router (scores and top-k): hidden states to the
+    /// host, expert choices back.
+    MoeRouter,
+    /// Attention of decoding requests over a KV cache held in host DRAM:
+    /// queries to the host, attention outputs back. The KV cache then takes
+    /// no device memory.
+    DecodeAttention,
 }
 
 impl Default for Plan {
     fn default() -> Self {
-        Plan { attention_tensor_parallel: 1, expert_parallel: 0, expert_placement: ExpertPlacement::Balanced }
+        Plan {
+            pipeline_parallel: 1,
+            micro_batches: 0,
+            attention_tensor_parallel: 1,
+            expert_parallel: 0,
+            expert_placement: ExpertPlacement::Balanced,
+            host_ops: Vec::new(),
+        }
     }
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 fn one() -> u32 {
@@ -166,13 +227,24 @@ fn preset_text(name: &str) -> Option<&'static str> {
 fn validate(w: &WorkloadSpec) -> Vec<Invalid> {
     let mut out = Vec::new();
     let s = &w.scenario;
-    for (path, v) in [
-        ("scenario.batch", s.batch),
-        ("scenario.context_tokens", s.context_tokens),
-        ("scenario.output_tokens", s.output_tokens),
-    ] {
-        if v == 0 {
-            out.push(Invalid::new(path, "expected at least 1, found 0"));
+    if s.batch == 0 {
+        out.push(Invalid::new("scenario.batch", "expected at least 1, found 0"));
+    }
+    for (path, length) in [("scenario.context_tokens", &s.context_tokens), ("scenario.output_tokens", &s.output_tokens)]
+    {
+        if let Some(problem) = length.problem() {
+            out.push(Invalid::new(path, problem));
+        }
+    }
+    if let Some(mtp) = s.mtp {
+        if mtp.draft_tokens == 0 {
+            out.push(Invalid::new("scenario.mtp.draft_tokens", "expected at least 1, found 0"));
+        }
+        if !(0.0..=1.0).contains(&mtp.acceptance) {
+            out.push(Invalid::new(
+                "scenario.mtp.acceptance",
+                format!("expected a probability from 0 to 1, found {}", mtp.acceptance),
+            ));
         }
     }
     if s.top_k == 0 {
@@ -181,24 +253,52 @@ fn validate(w: &WorkloadSpec) -> Vec<Invalid> {
     if w.plan.attention_tensor_parallel == 0 {
         out.push(Invalid::new("plan.attention_tensor_parallel", "expected at least 1, found 0"));
     }
+    if w.plan.pipeline_parallel == 0 {
+        out.push(Invalid::new("plan.pipeline_parallel", "expected at least 1, found 0"));
+    }
     if let Routing::Zipf { exponent } = w.routing
         && !(0.0..=10.0).contains(&exponent)
     {
         out.push(Invalid::new("routing.exponent", format!("expected a number from 0 to 10, found {exponent}")));
     }
-    if model_preset(&w.model).is_err() {
+    if !names_a_file(&w.model) && model_preset(&w.model).is_err() {
         out.push(Invalid::new(
             "model",
-            format!("expected the name of a model config, found \"{}\" (see `npusim models`)", w.model),
+            format!(
+                "expected the name of a shipped model (see `npusim models`) or a model file ending in .toml or \
+                 .json, found \"{}\"",
+                w.model
+            ),
         ));
     }
     out
 }
 
-/// Load and validate a workload; `source` names it in errors.
+/// Whether a workload's `model` names a file rather than a shipped config.
+pub fn names_a_file(model: &str) -> bool {
+    model.ends_with(".toml") || model.ends_with(".json")
+}
+
+/// Load and validate a workload whose model is a shipped config; `source`
+/// names it in errors.
 pub fn load_workload(source: &str, text: &str) -> Result<Workload, InputError> {
+    load_workload_with(source, text, &|file| {
+        Err(InputError::general(
+            source,
+            format!("model = \"{file}\" names a file; load the workload from its file so the model file can be read"),
+        ))
+    })
+}
+
+/// Load and validate a workload; a `model` that names a file is loaded by
+/// `model_file` (npusim reads it relative to the workload file).
+pub fn load_workload_with(
+    source: &str,
+    text: &str,
+    model_file: &dyn Fn(&str) -> Result<ModelConfig, InputError>,
+) -> Result<Workload, InputError> {
     let spec: WorkloadSpec = input::load(source, text, &preset_text, validate)?;
-    let model = model_preset(&spec.model)?;
+    let model = if names_a_file(&spec.model) { model_file(&spec.model)? } else { model_preset(&spec.model)? };
     Ok(Workload { spec, model })
 }
 
