@@ -78,6 +78,10 @@ pub fn workload(arg: &str) -> Result<Workload, Failure> {
         let m = &workload.model;
         *counts = workloads::routing::parse_histogram(&path, &read(&path)?, m.ffn.routed_experts, m.moe_layers())?;
     }
+    if let Some(workloads::workload::Requests::Trace { file, rows, .. }) = &mut workload.spec.requests {
+        let path = beside(file);
+        *rows = traces::requests::parse(&path, &read(&path)?)?.1;
+    }
     Ok(workload)
 }
 
@@ -94,15 +98,16 @@ pub fn model(arg: &str) -> Result<workloads::model::ModelConfig, Failure> {
     workloads::model::load_model_file(arg, &read(arg)?).map_err(Failure::from)
 }
 
-/// Guess what a file holds from its top-level keys: a workload (`scenario`
-/// or `model`), a minimal memory or network spec (`memory` or `noc`, no
+/// Guess what a file holds from its top-level keys: a workload (`scenario`,
+/// `model`, `plan`, `routing`, `requests` or `serving`), a minimal memory or network spec (`memory` or `noc`, no
 /// `node`), or else a hardware spec; a file that does not parse is treated as
 /// hardware, whose loader then reports the syntax error.
 pub fn kind_of(path: &str) -> Result<Kind, Failure> {
     let text = read(path)?;
     let Ok(table) = toml::from_str::<toml::Table>(&text) else { return Ok(Kind::Hardware) };
     let has = |key: &str| table.contains_key(key);
-    Ok(if has("scenario") || has("model") {
+    let workload_keys = ["scenario", "model", "plan", "routing", "requests", "serving"];
+    Ok(if workload_keys.iter().any(|k| has(k)) {
         Kind::Workload
     } else if has("memory") && !has("node") {
         Kind::Memory

@@ -8,6 +8,7 @@
 mod inputs;
 mod model_cmd;
 mod output;
+mod requests_cmd;
 mod trace_cmd;
 
 use clap::{Parser, Subcommand};
@@ -59,6 +60,8 @@ enum Command {
     Trace(trace_cmd::TraceCommand),
     /// Print how a workload's first step is lowered: tilings and core programs.
     Lower(LowerArgs),
+    /// Write the requests a workload serves (arrivals and lengths) as a request-trace CSV.
+    Requests(requests_cmd::RequestsArgs),
     /// Measure the event engine: events per second on a fixed synthetic system.
     Bench {
         /// Events to simulate.
@@ -325,6 +328,7 @@ where
         Some(Command::Model(command)) => model_cmd::model(command, &mut text),
         Some(Command::Trace(command)) => trace_cmd::trace(command, &mut text),
         Some(Command::Lower(args)) => lower(args, &mut text),
+        Some(Command::Requests(args)) => requests_cmd::requests(args, &mut text),
         Some(Command::Bench { events }) => {
             bench(events, &mut text);
             Ok(())
@@ -355,6 +359,7 @@ fn simulate(args: RunArgs, command_line: &[String], text: &mut String) -> Result
     if let Some(dir) = &args.out {
         output::create_dir(dir)?;
         output::write_atomically(&dir.join("report.json"), &report.to_json())?;
+        output::write_atomically(&dir.join("requests.csv"), &reports::requests_csv(&result))?;
         output::write_atomically(&dir.join("hardware.toml"), &toml_text(&hardware))?;
         output::write_atomically(&dir.join("workload.toml"), &toml_text(&workload.spec))?;
         let manifest = serde_json::json!({
@@ -376,7 +381,7 @@ fn simulate(args: RunArgs, command_line: &[String], text: &mut String) -> Result
         if let Some(dir) = &args.out {
             let _ = writeln!(
                 text,
-                "  wrote report.json, hardware.toml, workload.toml and manifest.json to {}",
+                "  wrote report.json, requests.csv, hardware.toml, workload.toml and manifest.json to {}",
                 dir.display()
             );
         }

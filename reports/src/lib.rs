@@ -1,21 +1,25 @@
 //! # reports: what a run means, in numbers and words
 //!
 //! Turns a [`workloads::RunResult`] into a [`Report`]: latency percentiles
-//! (TTFT, TPOT, end to end), throughput, energy with its breakdown, joules per
+//! (TTFT, TPOT, inter-token, end to end), throughput and goodput under the
+//! workload's SLO, energy with its breakdown, joules per
 //! token, utilisation per component class, traffic, and the bottleneck. A
 //! report prints as a short terminal [`summary`] or as versioned JSON
-//! ([`Report::to_json`], schema in `reports/README.md`). This crate computes
+//! ([`Report::to_json`], schema in `reports/README.md`); [`requests_csv`]
+//! gives one line per request. This crate computes
 //! and formats; it never runs simulations and never writes files.
 
 pub mod components;
 pub mod metrics;
 pub mod micro;
 mod report;
+mod requests;
 mod summary;
 
 pub use report::{
-    Energy, Hardware, Latency, MemoryPerChiplet, Report, SCHEMA_VERSION, StepShare, Steps, WorkloadSummary,
+    Energy, Goodput, Hardware, Latency, MemoryPerChiplet, Report, SCHEMA_VERSION, StepShare, Steps, WorkloadSummary,
 };
+pub use requests::requests_csv;
 pub use summary::summary;
 
 #[cfg(test)]

@@ -24,6 +24,12 @@ pub struct Report {
     pub requests: u64,
     pub tokens_generated: u64,
     pub throughput_tokens_per_s: f64,
+    pub throughput_requests_per_s: f64,
+    /// Requests that met the workload's service-level objective, when it sets one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub goodput: Option<Goodput>,
+    /// Times requests were preempted (their KV cache taken back) in all.
+    pub preemptions: u64,
     pub latency: Latency,
     pub steps: Steps,
     pub energy_j: Energy,
@@ -81,6 +87,19 @@ pub struct Latency {
     pub tpot_s: Option<Distribution>,
     /// Arrival to last token, per request.
     pub e2e_s: Option<Distribution>,
+    /// Gaps between consecutive tokens of a request, over all requests
+    /// (accepted drafts arrive together, a gap of 0).
+    pub itl_s: Option<Distribution>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Goodput {
+    pub slo_ttft_s: f64,
+    pub slo_tpot_s: f64,
+    /// Requests whose TTFT and TPOT both met the objective.
+    pub requests: u64,
+    pub fraction: f64,
+    pub requests_per_s: f64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -129,14 +148,25 @@ impl Report {
             .unwrap_or_default();
         let seconds = r.simulated.as_secs_f64();
         let tokens: u64 = r.requests.iter().map(|q| q.tokens as u64).sum();
-        let ttft: Vec<Time> = r.requests.iter().filter_map(|q| q.first_token.map(|t| t - q.arrival)).collect();
-        let e2e: Vec<Time> = r.requests.iter().filter_map(|q| q.last_token.map(|t| t - q.arrival)).collect();
-        let tpot: Vec<Time> = r
-            .requests
-            .iter()
-            .filter(|q| q.tokens > 1)
-            .filter_map(|q| Some(Time::from_ps((q.last_token? - q.first_token?).as_ps() / (q.tokens as u64 - 1))))
-            .collect();
+        let ttft: Vec<Time> = r.requests.iter().filter_map(|q| q.ttft()).collect();
+        let e2e: Vec<Time> = r.requests.iter().filter_map(|q| q.e2e()).collect();
+        let tpot: Vec<Time> = r.requests.iter().filter_map(|q| q.tpot()).collect();
+        let itl: Vec<Time> = r.requests.iter().flat_map(|q| q.token_times.windows(2).map(|w| w[1] - w[0])).collect();
+        let goodput = r.workload.serving.slo.map(|slo| {
+            let (ttft_max, tpot_max) = (slo.ttft.time(), slo.tpot.time());
+            let met = r
+                .requests
+                .iter()
+                .filter(|q| q.ttft().is_some_and(|t| t <= ttft_max) && q.tpot().is_none_or(|t| t <= tpot_max))
+                .count() as u64;
+            Goodput {
+                slo_ttft_s: ttft_max.as_secs_f64(),
+                slo_tpot_s: tpot_max.as_secs_f64(),
+                requests: met,
+                fraction: if r.requests.is_empty() { 0.0 } else { met as f64 / r.requests.len() as f64 },
+                requests_per_s: if seconds > 0.0 { met as f64 / seconds } else { 0.0 },
+            }
+        });
         let step_total: f64 = r.steps.iter().map(|s| (s.end - s.start).as_secs_f64()).sum();
         let share = |f: &dyn Fn(&workloads::runtime::StepRecord) -> Time| {
             if step_total > 0.0 { r.steps.iter().map(|s| f(s).as_secs_f64()).sum::<f64>() / step_total } else { 0.0 }
@@ -188,10 +218,14 @@ impl Report {
             requests: r.requests.len() as u64,
             tokens_generated: tokens,
             throughput_tokens_per_s: if seconds > 0.0 { tokens as f64 / seconds } else { 0.0 },
+            throughput_requests_per_s: if seconds > 0.0 { r.requests.len() as f64 / seconds } else { 0.0 },
+            goodput,
+            preemptions: r.requests.iter().map(|q| q.preemptions as u64).sum(),
             latency: Latency {
                 ttft_s: Distribution::of(&ttft),
                 tpot_s: Distribution::of(&tpot),
                 e2e_s: Distribution::of(&e2e),
+                itl_s: Distribution::of(&itl),
             },
             steps: Steps {
                 count: r.steps.len() as u64,

@@ -63,12 +63,37 @@ pub fn summary(r: &Report) -> String {
         r.steps.count,
         time(r.steps.mean_s)
     );
-    let _ = writeln!(s, "  throughput         {} tokens/s", grouped(r.throughput_tokens_per_s));
-    if let Some(d) = r.latency.ttft_s {
-        let _ = writeln!(s, "  TTFT mean / p99    {} / {}", time(d.mean), time(d.p99));
+    let _ = writeln!(
+        s,
+        "  throughput         {} tokens/s, {:.2} requests/s ({} requests)",
+        grouped(r.throughput_tokens_per_s),
+        r.throughput_requests_per_s,
+        r.requests
+    );
+    if let Some(g) = &r.goodput {
+        let _ = writeln!(
+            s,
+            "  goodput            {:.2} requests/s: {} of requests met TTFT <= {} and TPOT <= {}",
+            g.requests_per_s,
+            percent(g.fraction),
+            time(g.slo_ttft_s),
+            time(g.slo_tpot_s)
+        );
     }
-    if let Some(d) = r.latency.tpot_s {
-        let _ = writeln!(s, "  TPOT mean / p99    {} / {}", time(d.mean), time(d.p99));
+    for (name, d) in [("TTFT", r.latency.ttft_s), ("TPOT", r.latency.tpot_s), ("ITL ", r.latency.itl_s)] {
+        if let Some(d) = d {
+            let _ = writeln!(
+                s,
+                "  {name} mean / p50 / p90 / p99   {} / {} / {} / {}",
+                time(d.mean),
+                time(d.p50),
+                time(d.p90),
+                time(d.p99)
+            );
+        }
+    }
+    if r.preemptions > 0 {
+        let _ = writeln!(s, "  preemptions        {} (KV cache full; requests recomputed)", r.preemptions);
     }
     let _ = writeln!(
         s,

@@ -427,6 +427,8 @@ pub fn recorded_step(name: &str, graph: StepGraph) -> workloads::RecordedStep {
         },
         plan: Plan::default(),
         routing: Routing::Uniform,
+        requests: None,
+        serving: Default::default(),
     };
     workloads::RecordedStep {
         workload,

@@ -1,11 +1,8 @@
 //! What lowering makes of a workload's step, for `npusim lower`.
 
-use crate::batch::Batch;
-use crate::build::{Placement, build_step};
 use crate::graph::{OpBody, OpClass};
 use crate::kernels::{self, KernelCompiler, Tensors};
 use crate::micro::core_target;
-use crate::routing::Router;
 use crate::workload::Workload;
 use isa::Program;
 use models::spec::SystemSpec;
@@ -33,15 +30,8 @@ pub fn first_step(
     if device >= devices {
         return Err(format!("--device {device}: `{}` has chiplets 0 to {}", hardware.name, devices.saturating_sub(1)));
     }
-    let w = &workload.spec;
-    let model = &workload.model;
-    let mut router = Router::new(&w.routing, model.ffn.routed_experts.max(1), model.ffn.experts_per_token, 1);
-    let placement = Placement::for_plan(devices, &w.plan, &router.expected_load())
-        .map_err(|e| format!("{e} of `{}`", hardware.name))?;
-    let s = &w.scenario;
-    let batch = Batch::from_scenario(s, 1);
-    let requests = batch.step(&batch.active());
-    let graph = build_step(model, s, &placement, &requests, &mut router);
+    // The step as a run with seed 1 builds it.
+    let graph = crate::run::record_step(hardware, workload, 1, 0).map_err(|e| e.to_string())?.graph;
     let mut compiler = KernelCompiler::new(target.clone());
     let mut out = Vec::new();
     for (i, op) in graph.ops.iter().enumerate() {

@@ -11,6 +11,9 @@
 //!   the system's chiplets, with MoE dispatch and combine as transfers.
 //! - [`lower`] and [`kernels`]: the graph lowered to per-chiplet command
 //!   lists of per-core ISA programs.
+//! - [`arrivals`] and [`scheduler`]: the requests (a batch, an arrival
+//!   process or a request trace) and their continuous batching: chunked
+//!   prefill, KV-cache blocks, preemption.
 //! - [`runtime`]: the serving runtime on the host CPU model, which forms,
 //!   launches and samples each step; [`run`] assembles the machine around it
 //!   and runs the event engine.
@@ -22,7 +25,7 @@
 //! println!("{} tokens in {}", result.requests.iter().map(|r| r.tokens).sum::<u32>(), result.simulated);
 //! ```
 
-pub mod batch;
+pub mod arrivals;
 pub mod build;
 pub mod collective;
 pub mod figures;
@@ -37,6 +40,7 @@ pub mod model;
 pub mod routing;
 pub mod run;
 pub mod runtime;
+pub mod scheduler;
 pub mod workload;
 
 pub use run::{RecordedStep, RunError, RunResult, record_step, replay, run};

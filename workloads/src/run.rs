@@ -2,9 +2,8 @@
 //! machine with the serving runtime on its host, run the event engine, and
 //! collect what happened.
 
-use crate::batch::{Batch, RequestRecord};
-use crate::build::Placement;
-use crate::build::RequestStep;
+use crate::arrivals::arrivals;
+use crate::build::{Placement, RequestStep, replica_of};
 use crate::graph::StepGraph;
 use crate::kernels::CoreTarget;
 use crate::lower::Lowerer;
@@ -13,6 +12,7 @@ use crate::routing::Router;
 use crate::runtime::{
     HostRuntime, HostWork, PassiveHost, RuntimeConfig, SampleWork, StepPlanner, StepRecord, StepSource,
 };
+use crate::scheduler::{Arrival, Policy, RequestRecord, Scheduler};
 use crate::workload::{HostOp, Workload, WorkloadSpec};
 
 use isa::Dtype;
@@ -127,20 +127,21 @@ fn gb(bytes: u64) -> String {
 /// Simulate `workload` on `hardware` with the given seed.
 pub fn run(hardware: &SystemSpec, workload: &Workload, seed: u64) -> Result<RunResult, RunError> {
     let (w, model) = (&workload.spec, &workload.model);
-    let (placement, memory, source, batch) = built_steps(hardware, workload, seed)?;
+    let (placement, memory, source, scheduler) = built_steps(hardware, workload, seed)?;
     let sample = SampleWork::of(model, &w.scenario, placement.devices);
     let run = Execution { workload: w, model: Some(model), seed, placement, memory, source, sample };
-    execute(hardware, run, batch)
+    execute(hardware, run, scheduler)
 }
 
 /// Where `workload`'s model goes on `hardware`, the memory it takes, the
-/// source that builds its steps with the seeded router, and the requests
-/// with their seeded lengths: what a run and a recorded step share.
+/// source that builds its steps with the seeded router, and the scheduler
+/// with the requests and their seeded lengths: what a run and a recorded
+/// step share.
 fn built_steps(
     hardware: &SystemSpec,
     workload: &Workload,
     seed: u64,
-) -> Result<(Placement, MemoryUse, StepSource, Batch), RunError> {
+) -> Result<(Placement, MemoryUse, StepSource, Scheduler), RunError> {
     let (w, model) = (&workload.spec, &workload.model);
     if w.scenario.mtp.is_some() && model.mtp_layers == 0 {
         return Err(RunError(format!(
@@ -150,15 +151,36 @@ fn built_steps(
     }
     let router = router(w, model, seed)?;
     let placement = placement(hardware, w, &router.expected_load())?;
-    let batch = Batch::from_scenario(&w.scenario, seed);
-    let memory = fits(hardware, model, w, &placement, &batch)?;
+    let arrivals = arrivals(w, seed).map_err(RunError)?;
+    let memory = fits(hardware, model, w, &placement, &arrivals)?;
+    let kv_blocks = kv_blocks(hardware, model, w, &placement, &memory);
+    let policy = Policy {
+        max_batch: w.scenario.batch,
+        token_budget: w.serving.token_budget,
+        block_tokens: w.serving.kv_block_tokens,
+        kv_blocks,
+    };
+    if let Some(blocks) = kv_blocks {
+        let block = w.serving.kv_block_tokens as u64;
+        if let Some(a) = arrivals.iter().find(|a| (a.prompt as u64 + a.output as u64).div_ceil(block) > blocks) {
+            return Err(RunError(format!(
+                "a request of {} + {} tokens needs more than the KV cache's {} tokens ({} blocks of {block}); \
+                 give serving.kv_memory more, or use more chiplets",
+                a.prompt,
+                a.output,
+                blocks * block,
+                blocks
+            )));
+        }
+    }
+    let scheduler = Scheduler::new(&arrivals, w.scenario.phase, policy, w.scenario.mtp, seed);
     let source = StepSource::Build {
         model: Box::new(model.clone()),
         scenario: Box::new(w.scenario.clone()),
         placement: placement.clone(),
         router,
     };
-    Ok((placement, memory, source, batch))
+    Ok((placement, memory, source, scheduler))
 }
 
 /// One recorded step: the graph and what the host needs to serve it.
@@ -177,18 +199,30 @@ pub struct RecordedStep {
 }
 
 /// Step `step` of `workload` on `hardware`'s chiplets, as the run would
-/// build it: the batch walked through the earlier steps and the router drawn
-/// for each, without simulating them.
+/// build it: the scheduler walked through the earlier steps and the router
+/// drawn for each, without simulating them. Steps take no time in this walk,
+/// so with an arrival process it sees the arrivals in order but not the
+/// queueing of a simulated run.
 pub fn record_step(hardware: &SystemSpec, workload: &Workload, seed: u64, step: u64) -> Result<RecordedStep, RunError> {
     let (w, model) = (&workload.spec, &workload.model);
-    let (placement, _, mut source, mut batch) = built_steps(hardware, workload, seed)?;
+    let (placement, _, mut source, mut scheduler) = built_steps(hardware, workload, seed)?;
     let mut index = 0;
+    let mut now = Time::ZERO;
     loop {
-        let active = batch.active();
-        if active.is_empty() {
-            return Err(RunError(format!("workload `{}` has no step {step}: it has steps 0 to {}", w.name, index - 1)));
+        let next = scheduler.arrive(now);
+        let plan = scheduler.plan(now);
+        if plan.is_empty() {
+            if let Some(at) = next {
+                now = at;
+                continue;
+            }
+            return Err(RunError(format!(
+                "workload `{}` has no step {step}: it has steps 0 to {}",
+                w.name,
+                index.max(1) - 1
+            )));
         }
-        let requests = batch.step(&active);
+        let requests: Vec<RequestStep> = plan.iter().map(|(_, r)| *r).collect();
         let graph = source.graph(&requests).ok_or_else(|| RunError("internal error: no graph built".into()))?;
         if index == step {
             return Ok(RecordedStep {
@@ -201,7 +235,7 @@ pub fn record_step(hardware: &SystemSpec, workload: &Workload, seed: u64, step: 
                 graph,
             });
         }
-        batch.tokens_out(&active, Time::ZERO);
+        scheduler.tokens_out(&plan, now);
         index += 1;
     }
 }
@@ -236,9 +270,11 @@ pub fn replay(hardware: &SystemSpec, recorded: &RecordedStep) -> Result<RunResul
             }
         }
     }
-    let batch = Batch::from_step(&recorded.requests, w.scenario.mtp, recorded.seed);
+    let scheduler = Scheduler::replaying(&recorded.requests, w.scenario.mtp, recorded.seed);
+    let arrivals: Vec<Arrival> =
+        scheduler.requests().iter().map(|r| Arrival { at: Time::ZERO, prompt: r.prompt, output: r.target }).collect();
     let memory = match &recorded.model {
-        Some(model) => fits(hardware, model, w, &placement, &batch)?,
+        Some(model) => fits(hardware, model, w, &placement, &arrivals)?,
         None => MemoryUse { weights: 0, kv_cache: 0, capacity: card(hardware)?.chiplet.memory.capacity().get() },
     };
     let source = StepSource::Recorded(std::iter::once(recorded.graph.clone()).collect());
@@ -251,7 +287,7 @@ pub fn replay(hardware: &SystemSpec, recorded: &RecordedStep) -> Result<RunResul
         source,
         sample: recorded.sample,
     };
-    execute(hardware, run, batch)
+    execute(hardware, run, scheduler)
 }
 
 /// The system's accelerator card; npusim runs model steps on NPUs.
@@ -279,12 +315,15 @@ fn placement(hardware: &SystemSpec, w: &WorkloadSpec, load: &[f64]) -> Result<Pl
 }
 
 /// Check the dtypes and the memory of one chiplet against what `w` needs.
+/// Check the dtypes and the memory of one chiplet against what `w` needs:
+/// the weights, and the KV cache of all `arrivals` at once when they come
+/// as one batch, or what `serving.kv_memory` sets aside.
 fn fits(
     hardware: &SystemSpec,
     model: &ModelConfig,
     w: &WorkloadSpec,
     p: &Placement,
-    batch: &Batch,
+    arrivals: &[Arrival],
 ) -> Result<MemoryUse, RunError> {
     let chiplet = &card(hardware)?.chiplet;
     for (what, dtype) in
@@ -299,8 +338,16 @@ fn fits(
             )));
         }
     }
-    if p.host_ops.contains(&HostOp::DecodeAttention) {
-        let need = batch.busiest_replica_tokens(1) * model.kv_bytes_per_token(w.scenario.kv_dtype);
+    let busiest = |replicas: u32| -> u64 {
+        let mut held = vec![0u64; replicas.max(1) as usize];
+        for (i, a) in arrivals.iter().enumerate() {
+            held[replica_of(i, arrivals.len(), replicas)] += (a.prompt + a.output) as u64;
+        }
+        held.into_iter().max().unwrap_or(0)
+    };
+    let whole_batch = w.requests.is_none() && w.serving.kv_memory.is_none();
+    if p.host_ops.contains(&HostOp::DecodeAttention) && whole_batch {
+        let need = busiest(1) * model.kv_bytes_per_token(w.scenario.kv_dtype);
         let have = hardware.node.cpu.dram.capacity.get();
         if need > have {
             return Err(RunError(format!(
@@ -312,8 +359,11 @@ fn fits(
             )));
         }
     }
-    let kv_tokens = batch.busiest_replica_tokens(p.replicas());
-    let memory = memory_use(model, w, p, kv_tokens, chiplet.memory.capacity().get());
+    let capacity = chiplet.memory.capacity().get();
+    let mut memory = memory_use(model, w, p, if whole_batch { busiest(p.replicas()) } else { 0 }, capacity);
+    if let Some(kv) = w.serving.kv_memory {
+        memory.kv_cache = kv.get();
+    }
     let need = memory.weights + memory.kv_cache;
     if need > memory.capacity {
         return Err(RunError(format!(
@@ -331,6 +381,34 @@ fn fits(
     Ok(memory)
 }
 
+/// Blocks of KV cache the scheduler may hand out: `None` when the whole
+/// batch was checked to fit. Otherwise what `serving.kv_memory` (or, with an
+/// arrival process, all that the weights leave of a chiplet) holds on every
+/// replica, or the host's DRAM when decode attention runs there.
+fn kv_blocks(
+    hardware: &SystemSpec,
+    model: &ModelConfig,
+    w: &WorkloadSpec,
+    p: &Placement,
+    m: &MemoryUse,
+) -> Option<u64> {
+    if w.requests.is_none() && w.serving.kv_memory.is_none() {
+        return None;
+    }
+    let block = w.serving.kv_block_tokens.max(1) as u64;
+    let tokens = if p.host_ops.contains(&HostOp::DecodeAttention) {
+        let per_token = model.kv_bytes_per_token(w.scenario.kv_dtype).max(1);
+        w.serving.kv_memory.map_or(hardware.node.cpu.dram.capacity.get(), |b| b.get()) / per_token
+    } else {
+        // Bytes one token takes on a device of the busiest stage, measured over many tokens to keep the fraction.
+        const MANY: u64 = 1 << 20;
+        let per_token = memory_use(model, w, p, MANY, m.capacity).kv_cache as f64 / MANY as f64;
+        let room = w.serving.kv_memory.map_or(m.capacity.saturating_sub(m.weights), |b| b.get());
+        (room as f64 / per_token.max(1e-9)) as u64 * p.replicas() as u64
+    };
+    Some(tokens / block)
+}
+
 /// What one simulation serves, however its steps are made.
 struct Execution<'a> {
     workload: &'a WorkloadSpec,
@@ -342,7 +420,7 @@ struct Execution<'a> {
     sample: SampleWork,
 }
 
-fn execute(hardware: &SystemSpec, run: Execution<'_>, batch: Batch) -> Result<RunResult, RunError> {
+fn execute(hardware: &SystemSpec, run: Execution<'_>, scheduler: Scheduler) -> Result<RunResult, RunError> {
     let target = CoreTarget::for_chiplet(&card(hardware)?.chiplet, None);
     let planner = StepPlanner { source: run.source, lowerer: Lowerer::new(target, hardware.simulation.replay_kernels) };
 
@@ -363,7 +441,7 @@ fn execute(hardware: &SystemSpec, run: Execution<'_>, batch: Batch) -> Result<Ru
     let place = |r: Result<(), sim_core::BuildError>| {
         r.map_err(|e| RunError(format!("internal error assembling the machine: {e}")))
     };
-    place(builder.place(runtime, HostRuntime::new(cfg, planner, batch)))?;
+    place(builder.place(runtime, HostRuntime::new(cfg, planner, scheduler)))?;
     for host in &machine.hosts[1..] {
         place(builder.place(host.runtime, PassiveHost::default()))?;
     }
@@ -376,7 +454,7 @@ fn execute(hardware: &SystemSpec, run: Execution<'_>, batch: Batch) -> Result<Ru
     if let Some(e) = &host.error {
         return Err(RunError(e.clone()));
     }
-    if let Some(r) = host.batch().unfinished() {
+    if let Some(r) = host.scheduler().unfinished() {
         return Err(RunError(format!(
             "internal error: the run ended with a request at {} of {} tokens",
             r.generated, r.target

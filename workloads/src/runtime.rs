@@ -4,13 +4,13 @@
 //! work runs as tasks on the CPU cluster model, so host time is on the
 //! critical path as it is in real serving.
 
-use crate::batch::Batch;
-pub use crate::batch::RequestRecord;
 use crate::build::{Placement, RequestStep, build_step};
 use crate::graph::StepGraph;
 use crate::lower::{HostCommand, HostCommandKind, Lowered, Lowerer};
 use crate::model::ModelConfig;
 use crate::routing::Router;
+pub use crate::scheduler::RequestRecord;
+use crate::scheduler::Scheduler;
 use crate::workload::{Sampling, Scenario};
 use models::cpu::HostTask;
 use models::fabric::{Endpoint, Routes};
@@ -34,6 +34,8 @@ pub struct HostWork {
     pub sample_flops_per_logit: u64,
     /// Sampling and detokenising: scalar instructions per request.
     pub sample_per_request: u64,
+    /// Tokenising a newly scheduled prompt: instructions per prompt token.
+    pub tokenize_per_token: u64,
 }
 
 impl Default for HostWork {
@@ -44,6 +46,7 @@ impl Default for HostWork {
             launch_per_device: 10_000,
             sample_flops_per_logit: 6,
             sample_per_request: 20_000,
+            tokenize_per_token: 1_000,
         }
     }
 }
@@ -191,9 +194,10 @@ impl HostRun {
 pub struct HostRuntime {
     cfg: RuntimeConfig,
     planner: StepPlanner,
-    batch: Batch,
+    scheduler: Scheduler,
     step: u64,
-    active: Vec<usize>,
+    /// The step in flight: its requests and what each computes.
+    plan: Vec<(usize, RequestStep)>,
     /// Positions the current step computes logits for (the host samples each).
     logit_rows: u64,
     lowered: Option<Lowered>,
@@ -205,13 +209,13 @@ pub struct HostRuntime {
 }
 
 impl HostRuntime {
-    pub fn new(cfg: RuntimeConfig, planner: StepPlanner, batch: Batch) -> HostRuntime {
+    pub fn new(cfg: RuntimeConfig, planner: StepPlanner, scheduler: Scheduler) -> HostRuntime {
         HostRuntime {
             cfg,
             planner,
-            batch,
+            scheduler,
             step: 0,
-            active: Vec::new(),
+            plan: Vec::new(),
             logit_rows: 0,
             lowered: None,
             waiting_lists: 0,
@@ -228,11 +232,11 @@ impl HostRuntime {
     }
 
     pub fn records(&self) -> Vec<RequestRecord> {
-        self.batch.records()
+        self.scheduler.records()
     }
 
-    pub fn batch(&self) -> &Batch {
-        &self.batch
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.scheduler
     }
 
     fn task(&self, ctx: &mut Ctx<'_, Msg>, token: u64, task: HostTask) {
@@ -240,11 +244,31 @@ impl HostRuntime {
     }
 
     fn begin_step(&mut self, ctx: &mut Ctx<'_, Msg>) {
-        self.active = self.batch.active();
-        if self.active.is_empty() {
+        let now = ctx.now();
+        let next_arrival = self.scheduler.arrive(now);
+        self.plan = self.scheduler.plan(now);
+        if self.plan.is_empty() {
+            if let Some(r) = self.scheduler.stuck() {
+                self.error = Some(format!(
+                    "a request of {} prompt tokens needs more KV cache than the whole cache holds; \
+                     give serving.kv_memory more, or shorten the requests",
+                    r.prompt
+                ));
+                ctx.stop();
+            } else if let Some(at) = next_arrival {
+                ctx.send(ctx.me(), at - now, Msg::Wake { token: START });
+            }
             return;
         }
-        let prefill = self.batch.prefills(&self.active);
+        let prefill = self.plan.iter().any(|(_, r)| r.new_tokens > r.logits);
+        // Prompts entering their first step are tokenised first.
+        let records = self.scheduler.requests();
+        let new_prompt_tokens: u64 = self
+            .plan
+            .iter()
+            .filter(|(id, r)| r.cached == 0 && records[*id].record.first_scheduled == Some(now))
+            .map(|(id, _)| records[*id].prompt as u64)
+            .sum();
         self.current = Some(StepRecord {
             prefill,
             start: ctx.now(),
@@ -254,10 +278,12 @@ impl HostRuntime {
             tokens: 0,
         });
         let w = &self.cfg.work;
-        let n = self.active.len() as u64;
+        let n = self.plan.len() as u64;
         let task = HostTask {
             name: "schedule",
-            instructions: w.schedule_instructions + w.schedule_per_request * n,
+            instructions: w.schedule_instructions
+                + w.schedule_per_request * n
+                + w.tokenize_per_token * new_prompt_tokens,
             ilp: 2.0,
             vector_flops: 0,
             bytes: 0,
@@ -267,7 +293,7 @@ impl HostRuntime {
     }
 
     fn plan(&mut self, ctx: &mut Ctx<'_, Msg>) {
-        let steps = self.batch.step(&self.active);
+        let steps: Vec<RequestStep> = self.plan.iter().map(|(_, r)| *r).collect();
         self.logit_rows = steps.iter().map(|r| r.logits as u64).sum();
         match self.planner.plan(self.step, &steps, self.cfg.cpu_cores) {
             Ok(lowered) => {
@@ -390,7 +416,7 @@ impl HostRuntime {
 
     fn tokens_out(&mut self, ctx: &mut Ctx<'_, Msg>) {
         let now = ctx.now();
-        let made = self.batch.tokens_out(&self.active, now);
+        let made = self.scheduler.tokens_out(&self.plan, now);
         if let Some(mut step) = self.current.take() {
             step.end = now;
             step.tokens = made;

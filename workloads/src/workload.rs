@@ -5,7 +5,9 @@ use crate::lengths::Length;
 use crate::model::{ModelConfig, model_preset};
 use isa::Dtype;
 use models::input::{self, InputError, Invalid};
+use models::units::{Bytes, Duration};
 use serde::{Deserialize, Serialize};
+use sim_core::Time;
 
 /// A workload: what to run and how to spread it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -22,6 +24,95 @@ pub struct WorkloadSpec {
     pub plan: Plan,
     #[serde(default)]
     pub routing: Routing,
+    /// Where requests come from; absent: `scenario.batch` requests, all at time zero.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<Requests>,
+    /// How the host runtime batches requests.
+    #[serde(default, skip_serializing_if = "Serving::is_default")]
+    pub serving: Serving,
+}
+
+/// An arrival process, or a recorded request trace.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "arrivals", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Requests {
+    /// `count` requests with exponential gaps at `rate` per second; lengths
+    /// drawn from the scenario's `context_tokens` and `output_tokens`.
+    Poisson { rate: f64, count: u32 },
+    /// Gamma-distributed gaps at `rate` per second with coefficient of
+    /// variation `cv` (above 1: burstier than Poisson).
+    Gamma { rate: f64, cv: f64, count: u32 },
+    /// A CSV beside the workload: `arrival_s,prompt_tokens,output_tokens`, or
+    /// the Azure LLM inference trace's `TIMESTAMP,ContextTokens,GeneratedTokens`.
+    Trace {
+        file: String,
+        /// Only the first `count` requests of the file.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        count: Option<u32>,
+        /// The requests read from the file, filled in when the workload is loaded from a file.
+        #[serde(skip)]
+        rows: Vec<TraceRequest>,
+    },
+}
+
+/// One request of a request trace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TraceRequest {
+    /// Arrival, from the first request of the trace.
+    pub arrival: Time,
+    pub prompt_tokens: u32,
+    pub output_tokens: u32,
+}
+
+/// The serving runtime's batching policy and the service-level objective.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Serving {
+    /// Tokens one step computes at most: prompts longer than what is left of
+    /// it are prefilled in chunks over several steps (chunked prefill).
+    /// Absent: whole prompts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_budget: Option<u32>,
+    /// Tokens per KV-cache block (the unit of allocation).
+    #[serde(default = "default_block", skip_serializing_if = "is_default_block")]
+    pub kv_block_tokens: u32,
+    /// Device memory per chiplet given to the KV cache. Absent: with
+    /// `[requests]`, all that the weights leave; without, what the batch needs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_memory: Option<Bytes>,
+    /// Goodput counts the requests that meet both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo: Option<Slo>,
+}
+
+/// A service-level objective per request.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Slo {
+    /// Time to first token at most.
+    pub ttft: Duration,
+    /// Time per output token (after the first) at most.
+    pub tpot: Duration,
+}
+
+fn default_block() -> u32 {
+    16
+}
+
+fn is_default_block(n: &u32) -> bool {
+    *n == 16
+}
+
+impl Default for Serving {
+    fn default() -> Self {
+        Serving { token_budget: None, kv_block_tokens: default_block(), kv_memory: None, slo: None }
+    }
+}
+
+impl Serving {
+    fn is_default(&self) -> bool {
+        *self == Serving::default()
+    }
 }
 
 /// Which phase of inference the steps simulate.
@@ -252,6 +343,28 @@ fn validate(w: &WorkloadSpec) -> Vec<Invalid> {
     }
     if w.plan.attention_tensor_parallel == 0 {
         out.push(Invalid::new("plan.attention_tensor_parallel", "expected at least 1, found 0"));
+    }
+    match w.requests {
+        Some(Requests::Poisson { rate, count }) | Some(Requests::Gamma { rate, count, .. }) => {
+            if !(rate > 0.0 && rate.is_finite()) {
+                out.push(Invalid::new("requests.rate", format!("expected requests per second above 0, found {rate}")));
+            }
+            if count == 0 {
+                out.push(Invalid::new("requests.count", "expected at least 1, found 0"));
+            }
+        }
+        _ => {}
+    }
+    if let Some(Requests::Gamma { cv, .. }) = w.requests
+        && !(cv > 0.0 && cv.is_finite())
+    {
+        out.push(Invalid::new("requests.cv", format!("expected a coefficient of variation above 0, found {cv}")));
+    }
+    if w.serving.token_budget == Some(0) {
+        out.push(Invalid::new("serving.token_budget", "expected at least 1, found 0"));
+    }
+    if w.serving.kv_block_tokens == 0 {
+        out.push(Invalid::new("serving.kv_block_tokens", "expected at least 1, found 0"));
     }
     if w.plan.pipeline_parallel == 0 {
         out.push(Invalid::new("plan.pipeline_parallel", "expected at least 1, found 0"));

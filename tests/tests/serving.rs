@@ -1,0 +1,169 @@
+//! The serving runtime end to end: arrival processes and request traces,
+//! continuous batching with chunked prefill, KV-cache blocks and
+//! preemption, per-request output and goodput.
+
+use npusim_tests::{file, hardware, npusim, scratch};
+use workloads::{Workload, load_workload, run};
+
+/// Llama-3.1-8B on a REBEL-Quad (4 chiplets, TP 4): small enough to serve
+/// dozens of requests in a test.
+fn small(extra: &str) -> Workload {
+    let text = format!(
+        "base = \"llama3.1-70b-decode\"\nname = \"llama8b-serve\"\nmodel = \"llama3.1-8b\"\n{extra}\n\
+         [plan]\nattention_tensor_parallel = 4\n"
+    );
+    load_workload("serve.toml", &text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn poisson(rate: f64) -> Workload {
+    small(&format!(
+        "[scenario]\nphase = \"prefill\"\nbatch = 32\n\
+         context_tokens = {{ distribution = \"lognormal\", mean = 400.0, std_dev = 200.0, max = 2048 }}\n\
+         output_tokens = {{ distribution = \"uniform\", min = 8, max = 24 }}\n\
+         [requests]\narrivals = \"poisson\"\nrate = {rate}\ncount = 40\n\
+         [serving]\ntoken_budget = 2048\n"
+    ))
+}
+
+#[test]
+fn throughput_follows_the_offered_load_until_saturation_then_latency_climbs() {
+    let hw = hardware("rebel-quad");
+    let rates = [4.0, 16.0, 64.0, 256.0, 1024.0];
+    let mut served = Vec::new();
+    for rate in rates {
+        let r = run(&hw, &poisson(rate), 1).unwrap();
+        let report = reports::Report::new(&r, 0.0);
+        assert_eq!(r.requests.len(), 40);
+        served.push((
+            report.throughput_tokens_per_s,
+            report.throughput_requests_per_s,
+            report.latency.ttft_s.unwrap().mean,
+        ));
+    }
+    for pair in served.windows(2) {
+        assert!(pair[1].0 > pair[0].0, "more offered load, more tokens/s: {served:?}");
+        assert!(pair[1].2 >= pair[0].2, "latency never falls as load rises: {served:?}");
+    }
+    // Below saturation the requests are served as fast as they come.
+    assert!((served[0].1 / rates[0] - 1.0).abs() < 0.25, "{served:?}");
+    // At the top the machine is saturated: far fewer requests/s than offered, and waiting dominates TTFT.
+    assert!(served[4].1 < 0.25 * rates[4], "{served:?}");
+    assert!(served[4].2 > 3.0 * served[0].2, "{served:?}");
+}
+
+#[test]
+fn an_overfull_kv_cache_preempts_and_still_serves_every_request() {
+    // 24 requests of 300 + 64 tokens at once; 40 MB of KV cache per chiplet holds about a third of them.
+    let w = small(
+        "[scenario]\nphase = \"prefill\"\nbatch = 24\ncontext_tokens = 300\noutput_tokens = 64\n\
+         [serving]\nkv_memory = \"40 MB\"\n",
+    );
+    let r = run(&hardware("rebel-quad"), &w, 1).unwrap();
+    assert_eq!(r.requests.len(), 24, "requests in");
+    assert!(r.requests.iter().all(|q| q.tokens == 64), "requests out, each with all its tokens");
+    let preemptions: u32 = r.requests.iter().map(|q| q.preemptions).sum();
+    assert!(preemptions > 0, "the cache is too small for the whole batch");
+    let roomy = run(
+        &hardware("rebel-quad"),
+        &small("[scenario]\nphase = \"prefill\"\nbatch = 24\ncontext_tokens = 300\noutput_tokens = 64\n"),
+        1,
+    )
+    .unwrap();
+    assert!(roomy.requests.iter().all(|q| q.preemptions == 0));
+    assert!(r.simulated > roomy.simulated, "recomputing preempted requests costs time");
+}
+
+#[test]
+fn chunked_prefill_keeps_every_step_within_the_token_budget() {
+    let w = poisson(64.0);
+    let step = workloads::record_step(&hardware("rebel-quad"), &w, 1, 3).unwrap();
+    let tokens: u32 = step.requests.iter().map(|r| r.new_tokens).sum();
+    assert!(tokens <= 2048, "{tokens}");
+    let r = run(&hardware("rebel-quad"), &w, 1).unwrap();
+    assert!(r.steps.iter().any(|s| s.prefill), "prompts are prefilled");
+}
+
+#[test]
+fn a_request_trace_in_the_azure_form_is_served_and_each_request_written_out() {
+    let dir = scratch("azure");
+    let trace = "TIMESTAMP,ContextTokens,GeneratedTokens\n\
+                 2023-11-16 18:15:46.6805900,374,12\n\
+                 2023-11-16 18:15:46.7005900,396,9\n\
+                 2023-11-16 18:15:47.0000000,120,20\n";
+    std::fs::write(dir.join("trace.csv"), trace).unwrap();
+    let workload = dir.join("w.toml");
+    std::fs::write(
+        &workload,
+        "base = \"llama3.1-70b-decode\"\nmodel = \"llama3.1-8b\"\n[scenario]\nphase = \"prefill\"\n\
+         [plan]\nattention_tensor_parallel = 4\n\
+         [requests]\narrivals = \"trace\"\nfile = \"trace.csv\"\n\
+         [serving]\nslo = { ttft = \"1 s\", tpot = \"50 ms\" }\n",
+    )
+    .unwrap();
+    let out = dir.join("results");
+    let o = npusim(&[
+        "run",
+        "--hw",
+        "rebel-quad",
+        "--workload",
+        workload.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status, 0, "{}", o.stderr);
+    assert!(o.stdout.contains("goodput"), "{}", o.stdout);
+    let csv = std::fs::read_to_string(out.join("requests.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 4, "a header and one line per request:\n{csv}");
+    assert!(lines[0].starts_with("id,arrival_s,first_scheduled_s,first_token_s,finish_s,prompt_tokens,output_tokens"));
+    let second: Vec<&str> = lines[2].split(',').collect();
+    assert_eq!(second[1], "0.020000000", "arrival 20 ms after the first");
+    assert_eq!((second[5], second[6]), ("396", "9"));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["requests"], 3);
+    assert_eq!(report["tokens_generated"], 41);
+
+    // A bad row is named by line and column.
+    std::fs::write(dir.join("trace.csv"), "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46,many,3\n")
+        .unwrap();
+    let o = npusim(&["run", "--hw", "rebel-quad", "--workload", workload.to_str().unwrap()]);
+    assert_eq!(o.status, 2);
+    assert!(o.stderr.contains("trace.csv:2:21") && o.stderr.contains("ContextTokens"), "{}", o.stderr);
+}
+
+#[test]
+fn the_shipped_sample_trace_reads_and_matches_its_generator() {
+    let text = include_str!("../../traces/examples/azure-sample.csv");
+    let (form, rows) = traces::requests::parse("azure-sample.csv", text).unwrap();
+    assert_eq!(form, traces::requests::Form::Azure);
+    assert_eq!(rows.len(), 1000);
+    let out = scratch("sample").join("again.csv");
+    let o = npusim(&[
+        "requests",
+        "--workload",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../traces/examples/azure-sample.toml"),
+        "--azure",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status, 0, "{}", o.stderr);
+    assert_eq!(std::fs::read_to_string(out).unwrap(), text, "regenerate it with the command in azure-sample.toml");
+}
+
+#[test]
+fn bad_serving_inputs_are_located() {
+    let o = npusim(&[
+        "validate",
+        &file("w.toml", "base = \"axk1-decode\"\n[requests]\narrivals = \"poisson\"\nrate = 0.0\ncount = 3\n"),
+    ]);
+    assert_eq!(o.status, 2);
+    assert!(o.stderr.contains("requests.rate"), "{}", o.stderr);
+    let o = npusim(&[
+        "run",
+        "--workload",
+        &file("w.toml", "base = \"axk1-decode\"\n[requests]\narrivals = \"trace\"\nfile = \"none.csv\"\n"),
+    ]);
+    assert_eq!(o.status, 2);
+    assert!(o.stderr.contains("none.csv"), "{}", o.stderr);
+}
