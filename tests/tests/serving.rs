@@ -40,15 +40,20 @@ fn throughput_follows_the_offered_load_until_saturation_then_latency_climbs() {
             report.latency.ttft_s.unwrap().mean,
         ));
     }
-    for pair in served.windows(2) {
+    // Up to saturation, more offered load gives more tokens/s.
+    for pair in served[..4].windows(2) {
         assert!(pair[1].0 > pair[0].0, "more offered load, more tokens/s: {served:?}");
-        assert!(pair[1].2 >= pair[0].2, "latency never falls as load rises: {served:?}");
     }
     // Below saturation the requests are served as fast as they come.
     assert!((served[0].1 / rates[0] - 1.0).abs() < 0.25, "{served:?}");
-    // At the top the machine is saturated: far fewer requests/s than offered, and waiting dominates TTFT.
+    // Past it (all 40 requests arrive at once either way) the machine serves
+    // what it can: throughput stays where it was, far below what is offered ...
     assert!(served[4].1 < 0.25 * rates[4], "{served:?}");
-    assert!(served[4].2 > 3.0 * served[0].2, "{served:?}");
+    assert!((served[4].0 / served[3].0 - 1.0).abs() < 0.05, "{served:?}");
+    // ... and latency climbs at every step of the sweep.
+    for pair in served.windows(2) {
+        assert!(pair[1].2 > pair[0].2, "latency rises with load: {served:?}");
+    }
 }
 
 #[test]
@@ -166,4 +171,27 @@ fn bad_serving_inputs_are_located() {
     ]);
     assert_eq!(o.status, 2);
     assert!(o.stderr.contains("none.csv"), "{}", o.stderr);
+}
+
+#[test]
+fn a_step_mixing_decoders_and_a_prompt_runs_each_attention_in_its_own_form() {
+    // A.X K1's MLA: decoders attend over the latent cache (absorbed), a prompt decompresses keys and values.
+    let w = load_workload(
+        "mixed.toml",
+        "base = \"axk1-decode\"\n[scenario]\nphase = \"prefill\"\nbatch = 4\ncontext_tokens = 600\noutput_tokens = 4\n\
+         [serving]\ntoken_budget = 512\n",
+    )
+    .unwrap();
+    let hw = hardware("sovereign-node");
+    let step = (0..4)
+        .map(|i| workloads::record_step(&hw, &w, 1, i).unwrap())
+        .find(|s| {
+            s.requests.iter().any(|r| r.cached > 0 && r.new_tokens == 1) && s.requests.iter().any(|r| r.new_tokens > 1)
+        })
+        .expect("a step with a decoder and a prompt chunk");
+    let names: Vec<&str> = step.graph.ops.iter().map(|o| o.name.as_str()).collect();
+    for op in ["l0.attn.absorb_q", "l0.attn.kv_b", "l0.attn.absorb_v", "l0.attn.o"] {
+        assert!(names.contains(&op), "{op} missing");
+    }
+    assert_eq!(names.iter().filter(|n| **n == "l0.attn.core").count(), 2);
 }

@@ -160,6 +160,20 @@ pub fn replica_of(i: usize, n: usize, replicas: u32) -> usize {
 /// the latent cache, as decode does): decode and the verification of drafts.
 const ABSORBED_QUERIES: u32 = 16;
 
+/// Requests grouped by their lengths, so that each attention kernel has one
+/// shape: (queries, context, requests), in order of first appearance.
+fn attention_shapes<'a>(requests: impl IntoIterator<Item = &'a RequestStep>) -> Vec<(u32, u32, u32)> {
+    let mut shapes: Vec<(u32, u32, u32)> = Vec::new();
+    for q in requests {
+        let key = (q.new_tokens, q.cached + q.new_tokens);
+        match shapes.iter_mut().find(|(n, c, _)| (*n, *c) == key) {
+            Some(s) => s.2 += 1,
+            None => shapes.push((key.0, key.1, 1)),
+        }
+    }
+    shapes
+}
+
 /// One request's part in a step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -418,9 +432,22 @@ impl Builder<'_> {
                     Kernel::Rotary { rows, cols: rope_cols, dtype: ad }
                 });
                 let latent = (kv_lora_rank + qk_rope_dim) as u64 * kvd.bytes();
-                let decode = self.replica_requests.iter().flatten().all(|r| r.new_tokens <= ABSORBED_QUERIES);
-                let core = if decode {
-                    // Absorbed form: queries move into the latent space, attention runs over the latent cache.
+                // Decoders (few queries each) attend in the absorbed form: queries move into the
+                // latent space and attention runs over the latent cache. Prompts decompress keys
+                // and values per head and attend with full heads. A step may hold both.
+                let everyone = std::mem::take(&mut self.replica_requests);
+                let subset = |absorbed: bool| -> Vec<Vec<RequestStep>> {
+                    everyone
+                        .iter()
+                        .map(|reqs| {
+                            reqs.iter().filter(|r| (r.new_tokens <= ABSORBED_QUERIES) == absorbed).copied().collect()
+                        })
+                        .collect()
+                };
+                let (few, many) = (subset(true), subset(false));
+                let mut core = Vec::new();
+                if few.iter().any(|r| !r.is_empty()) {
+                    self.replica_requests = few;
                     let q_lat = self.gemm(format!("{at}.attn.absorb_q"), vec![rope], hp, kv_lora_rank, qk_nope_dim, wd);
                     let attn = self.attention(
                         format!("{at}.attn.core"),
@@ -432,9 +459,10 @@ impl Builder<'_> {
                         latent,
                         latent,
                     );
-                    self.gemm(format!("{at}.attn.absorb_v"), vec![attn], hp, v_dim, kv_lora_rank, wd)
-                } else {
-                    // Prefill: decompress keys and values per head, attend with full heads.
+                    core.push(self.gemm(format!("{at}.attn.absorb_v"), vec![attn], hp, v_dim, kv_lora_rank, wd));
+                }
+                if many.iter().any(|r| !r.is_empty()) {
+                    self.replica_requests = many;
                     let kv_b = self.gemm(
                         format!("{at}.attn.kv_b"),
                         vec![rope],
@@ -444,7 +472,7 @@ impl Builder<'_> {
                         wd,
                     );
                     let per_token = hp as u64 * (qk_nope_dim + qk_rope_dim + v_dim) as u64 * ad.bytes();
-                    self.attention(
+                    core.push(self.attention(
                         format!("{at}.attn.core"),
                         vec![kv_b],
                         hp,
@@ -453,9 +481,10 @@ impl Builder<'_> {
                         v_dim,
                         per_token,
                         latent,
-                    )
-                };
-                self.gemm(format!("{at}.attn.o"), vec![core], 1, h, hp * v_dim, wd)
+                    ));
+                }
+                self.replica_requests = everyone;
+                self.gemm(format!("{at}.attn.o"), core, 1, h, hp * v_dim, wd)
             }
             Attention::Gqa { heads, kv_heads, head_dim, .. } => {
                 let (hp, kvp) = (heads.div_ceil(tp), kv_heads.div_ceil(tp));
@@ -561,15 +590,7 @@ impl Builder<'_> {
         let mut shards = Vec::new();
         for r in 0..self.p.replicas() {
             let reqs = &self.replica_requests[r as usize];
-            // Requests of one replica are grouped by their lengths so that each shard has one shape.
-            let mut shapes: Vec<(u32, u32, u32)> = Vec::new();
-            for q in reqs {
-                let key = (q.new_tokens, q.cached + q.new_tokens);
-                match shapes.iter_mut().find(|(n, c, _)| (*n, *c) == key) {
-                    Some(s) => s.2 += 1,
-                    None => shapes.push((key.0, key.1, 1)),
-                }
-            }
+            let shapes = attention_shapes(reqs);
             for d in self.replica_devices(r) {
                 for &(queries, context, requests) in &shapes {
                     shards.push(Shard {
@@ -621,14 +642,7 @@ impl Builder<'_> {
         let queries_in = self.push(format!("{name}.to_host"), OpClass::HostIo, deps, OpBody::Transfer(transfers));
         // The whole model's cache per token of one layer: every head's share, read once per request.
         let cache_per_token = self.model.kv_bytes_per_token(self.s.kv_dtype) / self.model.layers.max(1) as u64;
-        let mut shapes: Vec<(u32, u32, u32)> = Vec::new();
-        for q in self.replica_requests.iter().flatten() {
-            let key = (q.new_tokens, q.cached + q.new_tokens);
-            match shapes.iter_mut().find(|(n, c, _)| (*n, *c) == key) {
-                Some(s) => s.2 += 1,
-                None => shapes.push((key.0, key.1, 1)),
-            }
-        }
+        let shapes = attention_shapes(self.replica_requests.iter().flatten());
         let mut computed = Vec::new();
         for (i, &(queries, context, requests)) in shapes.iter().enumerate() {
             let kernel = Kernel::Attention {
