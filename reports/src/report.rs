@@ -105,6 +105,8 @@ pub struct Goodput {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Steps {
     pub count: u64,
+    /// Of them, steps whose device part was replayed from an earlier one of the same shape.
+    pub replayed: u64,
     pub mean_s: f64,
     /// Of all step time: host work before launch, device work until the last
     /// logits reach the host, host work after (sampling). Fractions sum to 1.
@@ -229,6 +231,7 @@ impl Report {
             },
             steps: Steps {
                 count: r.steps.len() as u64,
+                replayed: r.replayed_steps,
                 mean_s: if r.steps.is_empty() { 0.0 } else { step_total / r.steps.len() as f64 },
                 share: StepShare {
                     host_before_launch: share(&|s| s.launched - s.start),

@@ -293,6 +293,14 @@ impl<M: 'static> System<M> {
         component.downcast_ref::<T>()
     }
 
+    /// Typed write access to a component between runs, for a driver that
+    /// steers the simulation from outside (the run is stopped, no event is
+    /// being handled).
+    pub fn get_mut<T: Component<M>>(&mut self, id: ComponentId) -> Option<&mut T> {
+        let component: &mut dyn Any = self.components.get_mut(id.index())?.as_mut();
+        component.downcast_mut::<T>()
+    }
+
     /// Every component's statistics, in the order components were added.
     pub fn stats(&self) -> Vec<ComponentStats> {
         self.components

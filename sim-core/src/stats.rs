@@ -86,6 +86,35 @@ impl Stats {
     pub fn iter(&self) -> impl Iterator<Item = &Stat> {
         self.0.iter()
     }
+    /// What the scalars grew by since `earlier` (a snapshot of the same
+    /// component): the non-zero differences, in this snapshot's order.
+    /// Distributions are not differences of snapshots and are left out.
+    pub fn since(&self, earlier: &Stats) -> Stats {
+        let before: std::collections::HashMap<&str, u64> = earlier
+            .0
+            .iter()
+            .filter_map(|s| match s.value {
+                StatValue::Scalar(v) => Some((s.name.as_str(), v)),
+                StatValue::Distribution(_) => None,
+            })
+            .collect();
+        let grown = self.0.iter().filter_map(|s| {
+            let StatValue::Scalar(v) = s.value else { return None };
+            let d = v.saturating_sub(before.get(s.name.as_str()).copied().unwrap_or(0));
+            (d > 0).then(|| Stat {
+                name: s.name.clone(),
+                unit: s.unit,
+                description: s.description,
+                value: StatValue::Scalar(d),
+            })
+        });
+        Stats(grown.collect())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// The scalar named `name`, if there is one.
     pub fn scalar_value(&self, name: &str) -> Option<u64> {
         self.0.iter().find(|s| s.name == name).and_then(|s| match s.value {
@@ -95,31 +124,73 @@ impl Stats {
     }
 }
 
+/// One distinct record, its scalars as (slot, value), and how often it was replayed.
+type ReplayedRecord = (std::sync::Arc<Stats>, Vec<(usize, u64)>, u64);
+
 /// Statistics of work a component did not simulate but is told it did:
 /// recorded elsewhere (by a simulation of the same work) and replayed. A
 /// component keeps one and adds it to what it reports. Replaying costs a
-/// count; the sums are made when statistics are read.
+/// count; the sums are made when statistics are read, over each distinct
+/// record's scalars by slot, so reading stays cheap however often it is done.
 #[derive(Clone, Debug, Default)]
 pub struct Replayed {
-    /// Each distinct record, by address (kept alive here, so never reused), and how often it was replayed.
+    /// Each distinct record, by address (kept alive here, so never reused).
     index: std::collections::HashMap<usize, usize>,
-    records: Vec<(std::sync::Arc<Stats>, u64)>,
+    records: Vec<ReplayedRecord>,
+    /// The scalars' names, units and descriptions, by slot.
+    names: Vec<(String, Unit, &'static str)>,
+    slots: std::collections::HashMap<String, usize>,
 }
 
 impl Replayed {
     /// One more replay of `recorded`.
     pub fn add(&mut self, recorded: &std::sync::Arc<Stats>) {
         let at = std::sync::Arc::as_ptr(recorded) as usize;
-        let i = *self.index.entry(at).or_insert_with(|| {
-            self.records.push((std::sync::Arc::clone(recorded), 0));
-            self.records.len() - 1
-        });
-        self.records[i].1 += 1;
+        let i = match self.index.get(&at) {
+            Some(&i) => i,
+            None => {
+                let scalars = recorded
+                    .iter()
+                    .filter_map(|stat| match stat.value {
+                        StatValue::Scalar(v) => Some((self.slot(stat), v)),
+                        StatValue::Distribution(_) => None,
+                    })
+                    .collect();
+                self.records.push((std::sync::Arc::clone(recorded), scalars, 0));
+                self.index.insert(at, self.records.len() - 1);
+                self.records.len() - 1
+            }
+        };
+        self.records[i].2 += 1;
+    }
+
+    fn slot(&mut self, stat: &Stat) -> usize {
+        if let Some(&s) = self.slots.get(&stat.name) {
+            return s;
+        }
+        self.names.push((stat.name.clone(), stat.unit, stat.description));
+        self.slots.insert(stat.name.clone(), self.names.len() - 1);
+        self.names.len() - 1
+    }
+
+    /// Every replayed scalar's name and its sum over all replays, in first-seen order.
+    pub fn scalar_sums(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.names.iter().map(|(name, _, _)| name.as_str()).zip(self.sums())
+    }
+
+    fn sums(&self) -> Vec<u64> {
+        let mut sums = vec![0u64; self.names.len()];
+        for (_, scalars, times) in &self.records {
+            for &(slot, v) in scalars {
+                sums[slot] += v * times;
+            }
+        }
+        sums
     }
 
     /// Each distinct record and how often it was replayed, in first-replay order.
     pub fn records(&self) -> impl Iterator<Item = (&Stats, u64)> {
-        self.records.iter().map(|(s, n)| (s.as_ref(), *n))
+        self.records.iter().map(|(s, _, n)| (s.as_ref(), *n))
     }
 
     /// `stats` with the replayed scalars added to those of the same name and
@@ -130,22 +201,18 @@ impl Replayed {
         if self.records.is_empty() {
             return stats;
         }
-        let mut sums: std::collections::BTreeMap<&str, (Unit, &'static str, u64)> = Default::default();
-        for (recorded, times) in self.records() {
-            for stat in recorded.iter() {
-                let StatValue::Scalar(v) = stat.value else { continue };
-                if skip.iter().any(|p| stat.name.starts_with(p)) {
-                    continue;
-                }
-                sums.entry(stat.name.as_str()).or_insert((stat.unit, stat.description, 0)).2 += v * times;
+        let mut extra: std::collections::BTreeMap<&str, (Unit, &'static str, u64)> = Default::default();
+        for ((name, unit, description), sum) in self.names.iter().zip(self.sums()) {
+            if !skip.iter().any(|p| name.starts_with(p)) {
+                extra.insert(name.as_str(), (*unit, *description, sum));
             }
         }
         for stat in &mut stats.0 {
-            if let (StatValue::Scalar(v), Some((_, _, add))) = (&mut stat.value, sums.remove(stat.name.as_str())) {
+            if let (StatValue::Scalar(v), Some((_, _, add))) = (&mut stat.value, extra.remove(stat.name.as_str())) {
                 *v += add;
             }
         }
-        for (name, (unit, description, value)) in sums {
+        for (name, (unit, description, value)) in extra {
             stats.0.push(Stat { name: name.to_string(), unit, description, value: StatValue::Scalar(value) });
         }
         stats

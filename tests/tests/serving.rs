@@ -195,3 +195,21 @@ fn a_step_mixing_decoders_and_a_prompt_runs_each_attention_in_its_own_form() {
     }
     assert_eq!(names.iter().filter(|n| **n == "l0.attn.core").count(), 2);
 }
+
+#[test]
+fn replaying_step_shapes_stays_close_to_simulating_every_step() {
+    let full = hardware("rebel-quad");
+    let mut fast = full.clone();
+    fast.simulation.replay_steps = true;
+    let w = poisson(16.0);
+    let (a, b) = (run(&full, &w, 1).unwrap(), run(&fast, &w, 1).unwrap());
+    assert_eq!(a.replayed_steps, 0);
+    assert!(b.replayed_steps > b.steps.len() as u64 / 2, "{} of {} steps replayed", b.replayed_steps, b.steps.len());
+    let tokens = |r: &workloads::RunResult| r.requests.iter().map(|q| q.tokens).sum::<u32>();
+    assert_eq!(tokens(&a), tokens(&b));
+    let time = b.simulated.as_secs_f64() / a.simulated.as_secs_f64() - 1.0;
+    let energy = b.energy.total() / a.energy.total() - 1.0;
+    // Step shapes bucket contexts and prompt chunks to about 3 %; most of a step is not attention.
+    assert!(time.abs() < 0.01, "simulated time {:+.3} %", time * 100.0);
+    assert!(energy.abs() < 0.02, "energy {:+.3} %", energy * 100.0);
+}

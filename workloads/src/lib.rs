@@ -41,6 +41,7 @@ pub mod routing;
 pub mod run;
 pub mod runtime;
 pub mod scheduler;
+pub mod step_memo;
 pub mod workload;
 
 pub use run::{RecordedStep, RunError, RunResult, record_step, replay, run};

@@ -13,6 +13,7 @@ use crate::runtime::{
     HostRuntime, HostWork, PassiveHost, RuntimeConfig, SampleWork, StepPlanner, StepRecord, StepSource,
 };
 use crate::scheduler::{Arrival, Policy, RequestRecord, Scheduler};
+use crate::step_memo::{Pause, StepMemo};
 use crate::workload::{HostOp, Workload, WorkloadSpec};
 
 use isa::Dtype;
@@ -20,7 +21,7 @@ use models::energy::EnergyBreakdown;
 use models::msg::Msg;
 use models::spec::{CardSpec, SystemSpec};
 use models::units::Bytes;
-use sim_core::{ComponentStats, SystemBuilder, Time};
+use sim_core::{ComponentStats, RunOutcome, SystemBuilder, Time};
 use std::fmt;
 
 /// Everything a run produced.
@@ -40,6 +41,8 @@ pub struct RunResult {
     pub events: u64,
     pub requests: Vec<RequestRecord>,
     pub steps: Vec<StepRecord>,
+    /// Steps whose device part was replayed from an earlier step of the same shape (`simulation.replay_steps`).
+    pub replayed_steps: u64,
     pub stats: Vec<ComponentStats>,
     pub energy: EnergyBreakdown,
 }
@@ -436,6 +439,7 @@ fn execute(hardware: &SystemSpec, run: Execution<'_>, scheduler: Scheduler) -> R
         chunk: hardware.simulation.fabric_chunk.get(),
         work: HostWork::default(),
         sample: run.sample,
+        replay_steps: hardware.simulation.replay_steps,
     };
     let runtime = leader.runtime;
     let place = |r: Result<(), sim_core::BuildError>| {
@@ -447,7 +451,22 @@ fn execute(hardware: &SystemSpec, run: Execution<'_>, scheduler: Scheduler) -> R
     }
     builder.post(Time::ZERO, runtime, HostRuntime::start_message());
     let mut system = builder.build().map_err(|e| RunError(format!("internal error assembling the machine: {e}")))?;
-    system.run_to_end();
+    // The runtime pauses the run only to ask about replaying steps.
+    let mut memo = StepMemo::default();
+    while system.run_to_end() == RunOutcome::Stopped {
+        let Some(pause) = system.get_mut::<HostRuntime>(runtime).and_then(HostRuntime::take_pause) else { break };
+        match pause {
+            Pause::Planned(shape) => {
+                let replay = memo.replay(shape);
+                if let Some(host) = system.get_mut::<HostRuntime>(runtime) {
+                    host.decide(replay);
+                }
+                system.post(system.now(), runtime, HostRuntime::decided_message());
+            }
+            Pause::Launched => memo.launched(system.stats()),
+            Pause::LogitsIn { device_time } => memo.logits_in(device_time, system.stats()),
+        }
+    }
 
     let host =
         system.get::<HostRuntime>(runtime).ok_or_else(|| RunError("internal error: the runtime is missing".into()))?;
@@ -462,7 +481,7 @@ fn execute(hardware: &SystemSpec, run: Execution<'_>, scheduler: Scheduler) -> R
     }
     let requests = host.records();
     let steps = host.steps.clone();
-    let stats = system.stats();
+    let stats = memo.add_replayed(system.stats());
     let energy = machine.energy.account(&stats, system.now());
     Ok(RunResult {
         hardware: hardware.clone(),
@@ -476,6 +495,7 @@ fn execute(hardware: &SystemSpec, run: Execution<'_>, scheduler: Scheduler) -> R
         events: system.events(),
         requests,
         steps,
+        replayed_steps: memo.hits,
         stats,
         energy,
     })

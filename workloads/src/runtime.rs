@@ -11,6 +11,7 @@ use crate::model::ModelConfig;
 use crate::routing::Router;
 pub use crate::scheduler::RequestRecord;
 use crate::scheduler::Scheduler;
+use crate::step_memo::{Pause, StepShape};
 use crate::workload::{Sampling, Scenario};
 use models::cpu::HostTask;
 use models::fabric::{Endpoint, Routes};
@@ -132,12 +133,16 @@ pub struct RuntimeConfig {
     pub chunk: u64,
     pub work: HostWork,
     pub sample: SampleWork,
+    /// Pause at each step for a driver that replays step shapes (`simulation.replay_steps`).
+    pub replay_steps: bool,
 }
 
 const SCHEDULE: u64 = 1;
 const LAUNCH: u64 = 2;
 const SAMPLE: u64 = 3;
 const START: u64 = 4;
+const DECIDED: u64 = 5;
+const REPLAYED: u64 = 6;
 const SEQUENCER: u64 = 1 << 32;
 const HOST_COMMAND: u64 = 1 << 48;
 
@@ -206,6 +211,12 @@ pub struct HostRuntime {
     current: Option<StepRecord>,
     pub steps: Vec<StepRecord>,
     pub error: Option<String>,
+    /// Why the runtime paused the engine, for the driver.
+    pause: Option<Pause>,
+    /// The device time of the step being replayed.
+    replaying: Option<Time>,
+    /// Whether the step in flight is being recorded for replay.
+    recording: bool,
 }
 
 impl HostRuntime {
@@ -223,6 +234,9 @@ impl HostRuntime {
             current: None,
             steps: Vec::new(),
             error: None,
+            pause: None,
+            replaying: None,
+            recording: false,
         }
     }
 
@@ -237,6 +251,23 @@ impl HostRuntime {
 
     pub fn scheduler(&self) -> &Scheduler {
         &self.scheduler
+    }
+
+    /// Why the runtime paused the engine, if it did.
+    pub fn take_pause(&mut self) -> Option<Pause> {
+        self.pause.take()
+    }
+
+    /// The driver's answer to [`Pause::Planned`]: replay the step's devices
+    /// for this long, or (`None`) simulate and record it. Resume the run
+    /// with [`HostRuntime::decided_message`].
+    pub fn decide(&mut self, replay: Option<Time>) {
+        self.replaying = replay;
+        self.recording = replay.is_none();
+    }
+
+    pub fn decided_message() -> Msg {
+        Msg::Wake { token: DECIDED }
     }
 
     fn task(&self, ctx: &mut Ctx<'_, Msg>, token: u64, task: HostTask) {
@@ -295,19 +326,41 @@ impl HostRuntime {
     fn plan(&mut self, ctx: &mut Ctx<'_, Msg>) {
         let steps: Vec<RequestStep> = self.plan.iter().map(|(_, r)| *r).collect();
         self.logit_rows = steps.iter().map(|r| r.logits as u64).sum();
+        if self.cfg.replay_steps {
+            self.pause = Some(Pause::Planned(StepShape::of(&steps)));
+            ctx.stop();
+            return;
+        }
+        self.lower(ctx);
+    }
+
+    /// After the driver's decision: the launch work, then replay or the real launch.
+    fn decided(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        if self.replaying.is_none() {
+            return self.lower(ctx);
+        }
+        let devices = self.cfg.sequencers.len() as u64;
+        self.task(ctx, LAUNCH, self.launch_task(devices));
+    }
+
+    fn launch_task(&self, devices: u64) -> HostTask {
+        HostTask {
+            name: "launch",
+            instructions: self.cfg.work.launch_per_device * devices,
+            ilp: 2.0,
+            vector_flops: 0,
+            bytes: 0,
+            threads: 1,
+        }
+    }
+
+    fn lower(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        let steps: Vec<RequestStep> = self.plan.iter().map(|(_, r)| *r).collect();
         match self.planner.plan(self.step, &steps, self.cfg.cpu_cores) {
             Ok(lowered) => {
                 let devices = lowered.lists.iter().filter(|l| !l.commands.is_empty()).count() as u64;
                 self.lowered = Some(lowered);
-                let task = HostTask {
-                    name: "launch",
-                    instructions: self.cfg.work.launch_per_device * devices,
-                    ilp: 2.0,
-                    vector_flops: 0,
-                    bytes: 0,
-                    threads: 1,
-                };
-                self.task(ctx, LAUNCH, task);
+                self.task(ctx, LAUNCH, self.launch_task(devices));
             }
             Err(e) => {
                 self.error = Some(e);
@@ -317,6 +370,14 @@ impl HostRuntime {
     }
 
     fn launch(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        if let Some(device_time) = self.replaying.take() {
+            if let Some(step) = self.current.as_mut() {
+                step.launched = ctx.now();
+            }
+            self.step += 1;
+            ctx.send(ctx.me(), device_time, Msg::Wake { token: REPLAYED });
+            return;
+        }
         let Some(lowered) = self.lowered.take() else { return };
         let host = Endpoint::Host(self.cfg.node);
         self.waiting_lists = 0;
@@ -342,6 +403,10 @@ impl HostRuntime {
             step.launched = ctx.now();
         }
         self.step += 1;
+        if self.recording {
+            self.pause = Some(Pause::Launched);
+            ctx.stop();
+        }
         self.check_outputs(ctx);
     }
 
@@ -397,6 +462,17 @@ impl HostRuntime {
         if self.waiting_lists > 0 || !self.host_run.finished() {
             return;
         }
+        if self.recording {
+            self.recording = false;
+            let launched = self.current.as_ref().map_or(ctx.now(), |s| s.launched);
+            self.pause = Some(Pause::LogitsIn { device_time: ctx.now() - launched });
+            ctx.stop();
+        }
+        self.logits_in(ctx);
+    }
+
+    /// Every device is done and the logits are at the host: sample.
+    fn logits_in(&mut self, ctx: &mut Ctx<'_, Msg>) {
         if let Some(step) = self.current.as_mut() {
             step.logits = ctx.now();
         }
@@ -437,6 +513,8 @@ impl Component<Msg> for HostRuntime {
             Msg::Done { token: SCHEDULE } => self.plan(ctx),
             Msg::Done { token: LAUNCH } => self.launch(ctx),
             Msg::Done { token: SAMPLE } => self.tokens_out(ctx),
+            Msg::Wake { token: DECIDED } => self.decided(ctx),
+            Msg::Wake { token: REPLAYED } => self.logits_in(ctx),
             Msg::Done { token } if (SEQUENCER..HOST_COMMAND).contains(&token) => {
                 self.waiting_lists -= 1;
                 self.check_outputs(ctx);

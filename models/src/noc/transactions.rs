@@ -336,11 +336,9 @@ impl TransactionNetwork {
     /// The channels' loads, messages and bit-hops, replayed work included.
     fn totals(&self) -> (Vec<Channel>, u64, u64) {
         let (mut channels, mut messages, mut bit_hops) = (self.channels.clone(), self.messages, self.bit_hops);
-        for (recorded, times) in self.replayed.records() {
-            for stat in recorded.iter() {
-                let sim_core::StatValue::Scalar(v) = stat.value else { continue };
-                let v = v * times;
-                match stat.name.as_str() {
+        for (name, v) in self.replayed.scalar_sums() {
+            {
+                match name {
                     "messages" => messages += v,
                     "actions.noc_bits" => bit_hops += v,
                     name => {

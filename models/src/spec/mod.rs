@@ -85,6 +85,14 @@ pub struct SimulationSpec {
     /// what it leaves out). `false` simulates every kernel where it runs.
     #[serde(default = "default_replay_kernels")]
     pub replay_kernels: bool,
+    /// Simulate each distinct step shape once and replay its device time
+    /// and statistics when a later step has the same shape: the number of
+    /// decoders and their tokens, their total context and each prompt chunk
+    /// (sizes bucketed to 1/32 of a power of two). For long serving runs;
+    /// `tests/tests/serving.rs` bounds its difference from the full
+    /// simulation. `false` (the default) simulates every step.
+    #[serde(default)]
+    pub replay_steps: bool,
 }
 
 fn default_replay_kernels() -> bool {
@@ -106,6 +114,7 @@ impl Default for SimulationSpec {
             fabric_chunk: default_fabric_chunk(),
             memory_model: MemoryModel::default(),
             replay_kernels: default_replay_kernels(),
+            replay_steps: false,
         }
     }
 }
