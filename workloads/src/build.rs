@@ -160,6 +160,18 @@ pub fn replica_of(i: usize, n: usize, replicas: u32) -> usize {
 /// the latent cache, as decode does): decode and the verification of drafts.
 const ABSORBED_QUERIES: u32 = 16;
 
+/// One layer's attention as one device computes it: its heads, head sizes,
+/// and the cache bytes per token it reads and appends.
+#[derive(Clone, Copy, Debug)]
+struct AttentionDims {
+    heads: u32,
+    kv_heads: u32,
+    qk_dim: u32,
+    v_dim: u32,
+    cache_per_token: u64,
+    new_per_token: u64,
+}
+
 /// Requests grouped by their lengths, so that each attention kernel has one
 /// shape: (queries, context, requests), in order of first appearance.
 fn attention_shapes<'a>(requests: impl IntoIterator<Item = &'a RequestStep>) -> Vec<(u32, u32, u32)> {
@@ -449,16 +461,15 @@ impl Builder<'_> {
                 if few.iter().any(|r| !r.is_empty()) {
                     self.replica_requests = few;
                     let q_lat = self.gemm(format!("{at}.attn.absorb_q"), vec![rope], hp, kv_lora_rank, qk_nope_dim, wd);
-                    let attn = self.attention(
-                        format!("{at}.attn.core"),
-                        vec![q_lat],
-                        hp,
-                        1,
-                        kv_lora_rank + qk_rope_dim,
-                        kv_lora_rank,
-                        latent,
-                        latent,
-                    );
+                    let dims = AttentionDims {
+                        heads: hp,
+                        kv_heads: 1,
+                        qk_dim: kv_lora_rank + qk_rope_dim,
+                        v_dim: kv_lora_rank,
+                        cache_per_token: latent,
+                        new_per_token: latent,
+                    };
+                    let attn = self.attention(format!("{at}.attn.core"), vec![q_lat], dims);
                     core.push(self.gemm(format!("{at}.attn.absorb_v"), vec![attn], hp, v_dim, kv_lora_rank, wd));
                 }
                 if many.iter().any(|r| !r.is_empty()) {
@@ -472,16 +483,15 @@ impl Builder<'_> {
                         wd,
                     );
                     let per_token = hp as u64 * (qk_nope_dim + qk_rope_dim + v_dim) as u64 * ad.bytes();
-                    core.push(self.attention(
-                        format!("{at}.attn.core"),
-                        vec![kv_b],
-                        hp,
-                        hp,
-                        qk_nope_dim + qk_rope_dim,
+                    let dims = AttentionDims {
+                        heads: hp,
+                        kv_heads: hp,
+                        qk_dim: qk_nope_dim + qk_rope_dim,
                         v_dim,
-                        per_token,
-                        latent,
-                    ));
+                        cache_per_token: per_token,
+                        new_per_token: latent,
+                    };
+                    core.push(self.attention(format!("{at}.attn.core"), vec![kv_b], dims));
                 }
                 self.replica_requests = everyone;
                 self.gemm(format!("{at}.attn.o"), core, 1, h, hp * v_dim, wd)
@@ -493,16 +503,15 @@ impl Builder<'_> {
                     Kernel::Rotary { rows, cols: (hp + kvp) * head_dim, dtype: ad }
                 });
                 let per_token = 2 * (kvp * head_dim) as u64 * kvd.bytes();
-                let core = self.attention(
-                    format!("{at}.attn.core"),
-                    vec![rope],
-                    hp,
-                    kvp,
-                    head_dim,
-                    head_dim,
-                    per_token,
-                    per_token,
-                );
+                let dims = AttentionDims {
+                    heads: hp,
+                    kv_heads: kvp,
+                    qk_dim: head_dim,
+                    v_dim: head_dim,
+                    cache_per_token: per_token,
+                    new_per_token: per_token,
+                };
+                let core = self.attention(format!("{at}.attn.core"), vec![rope], dims);
                 self.gemm(format!("{at}.attn.o"), vec![core], 1, h, hp * head_dim, wd)
             }
         };
@@ -570,22 +579,13 @@ impl Builder<'_> {
         self.host_to_replicas(format!("{at}.moe.router.from_host"), vec![chosen], k as u64 * 8)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn attention(
-        &mut self,
-        name: String,
-        deps: Vec<u32>,
-        heads: u32,
-        kv_heads: u32,
-        qk_dim: u32,
-        v_dim: u32,
-        per_token: u64,
-        new_per_token: u64,
-    ) -> u32 {
+    /// Attention of every replica's requests on its devices, one kernel per request shape.
+    fn attention(&mut self, name: String, deps: Vec<u32>, dims: AttentionDims) -> u32 {
+        let AttentionDims { heads, kv_heads, qk_dim, v_dim, cache_per_token, new_per_token } = dims;
         let dtype = self.s.activation_dtype;
         let decoding = self.replica_requests.iter().flatten().all(|r| r.cached > 0 && r.new_tokens <= ABSORBED_QUERIES);
         if decoding && self.on_host(HostOp::DecodeAttention) {
-            return self.host_attention(name, deps, heads, kv_heads, qk_dim, v_dim, new_per_token);
+            return self.host_attention(name, deps, dims);
         }
         let mut shards = Vec::new();
         for r in 0..self.p.replicas() {
@@ -603,7 +603,7 @@ impl Builder<'_> {
                             kv_heads,
                             qk_dim,
                             v_dim,
-                            cache_bytes_per_token: per_token,
+                            cache_bytes_per_token: cache_per_token,
                             new_cache_bytes: new_per_token * queries as u64,
                             dtype,
                         },
@@ -617,17 +617,8 @@ impl Builder<'_> {
     /// Decode attention on the host CPU over the KV cache in host DRAM:
     /// each replica's queries there, one CPU kernel per request shape over
     /// all of the model's heads, the outputs back to every device of the replica.
-    #[allow(clippy::too_many_arguments)]
-    fn host_attention(
-        &mut self,
-        name: String,
-        deps: Vec<u32>,
-        heads: u32,
-        kv_heads: u32,
-        qk_dim: u32,
-        v_dim: u32,
-        new_per_token: u64,
-    ) -> u32 {
+    fn host_attention(&mut self, name: String, deps: Vec<u32>, dims: AttentionDims) -> u32 {
+        let AttentionDims { heads, kv_heads, qk_dim, v_dim, new_per_token, .. } = dims;
         let (dtype, tp) = (self.s.activation_dtype, self.p.tp);
         // Each device sends the queries of its heads.
         let mut transfers = Vec::new();
