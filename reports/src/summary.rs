@@ -111,13 +111,15 @@ pub fn summary(r: &Report) -> String {
             b.explanation
         );
     }
+    // Each part as a share and as time per step: the host's part is small but on every token's path.
     let sh = &r.steps.share;
+    let part = |share: f64| format!("{:.1}% ({})", share * 100.0, time(share * r.steps.mean_s));
     let _ = writeln!(
         s,
         "  step time          host before launch {} | devices {} | host sampling {}",
-        percent(sh.host_before_launch),
-        percent(sh.devices),
-        percent(sh.host_after_logits)
+        part(sh.host_before_launch),
+        part(sh.devices),
+        part(sh.host_after_logits)
     );
     let util: Vec<String> = r
         .utilization

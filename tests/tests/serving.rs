@@ -213,3 +213,33 @@ fn replaying_step_shapes_stays_close_to_simulating_every_step() {
     assert!(time.abs() < 0.01, "simulated time {:+.3} %", time * 100.0);
     assert!(energy.abs() < 0.02, "energy {:+.3} %", energy * 100.0);
 }
+
+#[test]
+fn at_batch_one_the_host_share_shows_and_a_faster_cpu_lowers_tpot() {
+    let mut w = workloads::workload_preset("axk1-decode").unwrap();
+    (w.spec.scenario.batch, w.spec.scenario.output_tokens) = (1, workloads::lengths::Length::Fixed(4));
+    let base = hardware("sovereign-node");
+    let fast = models::presets::load_system(
+        "fast-cpu.toml",
+        "base = \"sovereign-node\"\nname = \"fast-cpu\"\n[node.cpu]\nclock = \"6.4 GHz\"\n",
+    )
+    .unwrap();
+    let host_per_step = |r: &workloads::RunResult| {
+        let share = reports::Report::new(r, 0.0).steps.share;
+        (share.host_before_launch + share.host_after_logits) * npusim_tests::mean_step(r)
+    };
+    let tpot = |r: &workloads::RunResult| reports::Report::new(r, 0.0).latency.tpot_s.unwrap().mean;
+    let (slow, quick) = (run(&base, &w, 1).unwrap(), run(&fast, &w, 1).unwrap());
+    // Scheduling, launch and sampling take their time on every step.
+    assert!(host_per_step(&slow) > 20e-6, "{} s of host work a step", host_per_step(&slow));
+    // Twice the clock: the host's part shrinks, and so does the time per token.
+    assert!(
+        host_per_step(&quick) < 0.7 * host_per_step(&slow),
+        "{} vs {}",
+        host_per_step(&quick),
+        host_per_step(&slow)
+    );
+    assert!(tpot(&quick) < tpot(&slow), "{} vs {}", tpot(&quick), tpot(&slow));
+    let summary = reports::summary(&reports::Report::new(&slow, 0.0));
+    assert!(summary.contains("host before launch 0.") && summary.contains(" us)"), "{summary}");
+}
