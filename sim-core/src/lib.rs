@@ -41,11 +41,13 @@
 //! ```
 
 pub mod bench_system;
+mod dataflow;
 mod engine;
 mod queue;
 mod stats;
 mod time;
 
+pub use dataflow::Dataflow;
 pub use engine::{BuildError, Component, ComponentId, ComponentStats, Ctx, RunOutcome, System, SystemBuilder};
 pub use queue::{DEFAULT_PRIORITY, Priority};
 pub use stats::{BusyTime, Histogram, Replayed, Stat, StatValue, Stats, Summary, Unit};

@@ -18,7 +18,7 @@ use models::fabric::{Endpoint, Routes};
 use models::msg::{Chunk, Msg};
 use models::npu::CommandList;
 use serde::{Deserialize, Serialize};
-use sim_core::{Component, ComponentId, Ctx, Stats, Time, Unit};
+use sim_core::{Component, ComponentId, Ctx, Dataflow, Stats, Time, Unit};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -150,47 +150,17 @@ const HOST_COMMAND: u64 = 1 << 48;
 #[derive(Debug, Default)]
 struct HostRun {
     commands: Vec<HostCommand>,
-    deps_left: Vec<u32>,
-    dependents: Vec<Vec<u32>>,
+    flow: Dataflow,
     /// Receives waiting for their bytes, by tag.
     waiting: HashMap<u64, u32>,
     /// Bytes arrived per tag, not yet claimed by a receive.
     received: HashMap<u64, u64>,
-    done: usize,
 }
 
 impl HostRun {
     fn new(commands: Vec<HostCommand>) -> HostRun {
-        let mut dependents = vec![Vec::new(); commands.len()];
-        for (i, c) in commands.iter().enumerate() {
-            for &d in &c.deps {
-                dependents[d as usize].push(i as u32);
-            }
-        }
-        let deps_left = commands.iter().map(|c| c.deps.len() as u32).collect();
-        HostRun { commands, deps_left, dependents, ..HostRun::default() }
-    }
-
-    /// Commands with nothing to wait for.
-    fn ready(&self) -> Vec<u32> {
-        (0..self.commands.len() as u32).filter(|&i| self.deps_left[i as usize] == 0).collect()
-    }
-
-    /// Mark `i` done; returns the commands it made ready.
-    fn complete(&mut self, i: u32) -> Vec<u32> {
-        self.done += 1;
-        let mut ready = Vec::new();
-        for &d in &self.dependents[i as usize] {
-            self.deps_left[d as usize] -= 1;
-            if self.deps_left[d as usize] == 0 {
-                ready.push(d);
-            }
-        }
-        ready
-    }
-
-    fn finished(&self) -> bool {
-        self.done == self.commands.len()
+        let flow = Dataflow::new(commands.iter().map(|c| c.deps.as_slice()));
+        HostRun { commands, flow, ..HostRun::default() }
     }
 }
 
@@ -396,7 +366,7 @@ impl HostRuntime {
             self.waiting_lists += 1;
         }
         self.host_run = HostRun::new(lowered.host);
-        for i in self.host_run.ready() {
+        for i in self.host_run.flow.ready() {
             self.launch_host(i, ctx);
         }
         if let Some(step) = self.current.as_mut() {
@@ -452,14 +422,14 @@ impl HostRuntime {
     }
 
     fn complete_host(&mut self, i: u32, ctx: &mut Ctx<'_, Msg>) {
-        for next in self.host_run.complete(i) {
+        for next in self.host_run.flow.complete(i) {
             self.launch_host(next, ctx);
         }
         self.check_outputs(ctx);
     }
 
     fn check_outputs(&mut self, ctx: &mut Ctx<'_, Msg>) {
-        if self.waiting_lists > 0 || !self.host_run.finished() {
+        if self.waiting_lists > 0 || !self.host_run.flow.finished() {
             return;
         }
         if self.recording {

@@ -5,7 +5,7 @@ use super::commands::{CommandKind, CommandList};
 use super::memo::{ComputeMemo, Recorded};
 use crate::fabric::{Endpoint, Routes};
 use crate::msg::{Chunk, Msg};
-use sim_core::{BusyTime, Component, ComponentId, Ctx, Stats, Time, Unit};
+use sim_core::{BusyTime, Component, ComponentId, Ctx, Dataflow, Stats, Time, Unit};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -31,13 +31,11 @@ struct ListRun {
     list: Arc<CommandList>,
     reply_to: ComponentId,
     token: u64,
-    deps_left: Vec<u32>,
-    dependents: Vec<Vec<u32>>,
+    flow: Dataflow,
     cores_left: Vec<u32>,
     /// Per command, cores that reached a barrier in their programs.
     at_barrier: HashMap<u32, u32>,
     waiting_recv: HashMap<u64, u32>,
-    done: usize,
     started: Time,
 }
 
@@ -75,32 +73,22 @@ impl Sequencer {
 
     fn start(&mut self, list: Arc<CommandList>, reply_to: ComponentId, token: u64, ctx: &mut Ctx<'_, Msg>) {
         let n = list.commands.len();
-        let mut dependents = vec![Vec::new(); n];
-        let mut deps_left = vec![0u32; n];
-        for (i, c) in list.commands.iter().enumerate() {
-            deps_left[i] = c.deps.len() as u32;
-            for &d in &c.deps {
-                dependents[d as usize].push(i as u32);
-            }
-        }
+        let flow = Dataflow::new(list.commands.iter().map(|c| c.deps.as_slice()));
         self.run = Some(ListRun {
             list,
             reply_to,
             token,
-            deps_left,
-            dependents,
+            flow,
             cores_left: vec![0; n],
             at_barrier: HashMap::new(),
             waiting_recv: HashMap::new(),
-            done: 0,
             started: ctx.now(),
         });
         if n == 0 {
             self.finish(ctx);
             return;
         }
-        let ready: Vec<u32> =
-            (0..n as u32).filter(|&i| self.run.as_ref().is_some_and(|r| r.deps_left[i as usize] == 0)).collect();
+        let ready = self.run.as_ref().map_or_else(Vec::new, |r| r.flow.ready());
         for i in ready {
             self.launch(i, ctx);
         }
@@ -187,15 +175,8 @@ impl Sequencer {
 
     fn complete(&mut self, index: u32, ctx: &mut Ctx<'_, Msg>) {
         let Some(run) = self.run.as_mut() else { return };
-        run.done += 1;
-        let mut ready = Vec::new();
-        for &d in &run.dependents[index as usize] {
-            run.deps_left[d as usize] -= 1;
-            if run.deps_left[d as usize] == 0 {
-                ready.push(d);
-            }
-        }
-        if run.done == run.list.commands.len() {
+        let ready = run.flow.complete(index);
+        if run.flow.finished() {
             self.finish(ctx);
             return;
         }
