@@ -5,14 +5,14 @@
 //! The host's serving runtime is not a hardware model: `build` reserves a slot
 //! for it per node ([`HostIds::runtime`]) and the caller places it there.
 
-use crate::cpu::{CpuCluster, CpuConfig};
+use crate::cpu::{CacheLevel, CpuCluster, CpuConfig};
 use crate::energy::{ActionEnergy, EnergyModel};
 use crate::fabric::{Endpoint, Link, LinkConfig, Routes, RoutesBuilder};
 use crate::memory::{ChannelMemory, ChannelMemoryConfig, Hbm, HbmConfig, Refresh};
 use crate::msg::Msg;
 use crate::noc::{Attachment, TransactionNetwork, TransactionNetworkConfig};
 use crate::npu::{ComputeMemo, Core, CoreConfig, MatrixShape, Sequencer, SequencerConfig, VectorShape};
-use crate::spec::{CardSpec, ChipletSpec, D2dTopology, MemoryModel, MemorySpec, SystemSpec};
+use crate::spec::{CacheSpec, CardSpec, ChipletSpec, CpuSpec, D2dTopology, MemoryModel, MemorySpec, SystemSpec};
 use crate::units::Bandwidth;
 use isa::Dtype;
 use sim_core::{ComponentId, SystemBuilder, Time};
@@ -48,6 +48,8 @@ pub struct Machine {
     pub hosts: Vec<HostIds>,
     pub routes: Arc<Routes>,
     pub energy: EnergyModel,
+    /// The kernel-replay memo the sequencers share (`simulation.replay_kernels`).
+    pub memo: Option<Arc<ComputeMemo>>,
 }
 
 /// Bytes the DRAM of a host interleaves and opens per row (DDR5 class).
@@ -158,6 +160,7 @@ pub fn build_with(spec: &SystemSpec, builder: &mut SystemBuilder<Msg>, options: 
                 dram,
                 core_bandwidth,
                 dram_latency: cpu_spec.dram.latency.time(),
+                caches: cache_levels(cpu_spec),
             }),
         );
         energy.actions(
@@ -269,7 +272,23 @@ pub fn build_with(spec: &SystemSpec, builder: &mut SystemBuilder<Msg>, options: 
         };
         builder.place(id, Sequencer::new(cfg)).expect("each sequencer slot is placed once");
     }
-    Machine { devices, hosts, routes, energy }
+    Machine { devices, hosts, routes, energy, memo }
+}
+
+/// The CPU's cache levels as its model takes them, each with what one core
+/// streams from it: the spec's figure, or its misses in flight over its
+/// latency (Little's law), at most a line per cycle.
+pub fn cache_levels(cpu: &CpuSpec) -> Vec<CacheLevel> {
+    const LINE: u64 = 64;
+    let hz = cpu.clock.hz();
+    let level = |name: &'static str, c: &CacheSpec, shared: bool| {
+        let little = cpu.max_outstanding_misses as u64 * LINE * hz / c.latency_cycles.max(1) as u64;
+        let bandwidth = c.bandwidth.unwrap_or(Bandwidth::from_bytes_per_s(little.min(LINE * hz)));
+        CacheLevel { name, size: c.size.get(), shared, bandwidth }
+    };
+    let mut levels = vec![level("l1d", &cpu.l1d, false), level("l2", &cpu.l2, false)];
+    levels.extend(cpu.llc.as_ref().map(|c| level("llc", c, true)));
+    levels
 }
 
 type AddLink<'a> = dyn FnMut(

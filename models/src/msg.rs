@@ -40,7 +40,7 @@ pub enum Msg {
     Noc { from: ComponentId, to: ComponentId, msg: Box<Msg> },
     /// Account for work recorded in a simulation of the same work elsewhere
     /// (see [`crate::npu::ComputeMemo`]): add these statistics to your own.
-    Replay { stats: Arc<sim_core::Stats> },
+    Replay { records: Vec<(Arc<sim_core::Recording>, u64)> },
     /// Run host work on the CPU cluster; it replies `Done { token }`.
     HostTask { task: Arc<HostTask>, reply_to: ComponentId, token: u64 },
 }

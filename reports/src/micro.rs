@@ -2,7 +2,7 @@
 //! chiplet, its memory, its network, and collectives over a system's links.
 
 use std::fmt::Write;
-use workloads::micro::{CollectiveRun, GemmRun, MemoryRun, NocRun, ProgramRun};
+use workloads::micro::{CollectiveRun, CpuRun, GemmRun, MemoryRun, NocRun, ProgramRun};
 
 fn engines(s: &mut String, r: &ProgramRun) {
     let busy: Vec<String> = r.engines.busy_fraction.iter().map(|(k, v)| format!("{k} {:.1}%", v * 100.0)).collect();
@@ -196,6 +196,32 @@ pub fn noc_summary(r: &NocRun) -> String {
         r.max_accepted,
         per_node(r.max_accepted)
     );
+    s
+}
+
+pub fn cpu_summary(r: &CpuRun) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{} core(s) each reading {:.3} MB over a working set of {:.3} MB",
+        r.threads,
+        r.bytes_per_thread as f64 / 1e6,
+        r.working_set_per_thread as f64 / 1e6
+    );
+    let _ = writeln!(s, "  time                {:.3} us", r.seconds * 1e6);
+    let _ = writeln!(
+        s,
+        "  bandwidth           {:.1} GB/s in all, {:.1} GB/s per core",
+        r.bandwidth_bytes_per_s / 1e9,
+        r.bandwidth_bytes_per_s / 1e9 / r.threads.max(1) as f64
+    );
+    let total: u64 = r.served.iter().map(|(_, b)| b).sum();
+    let parts: Vec<String> = r
+        .served
+        .iter()
+        .map(|(level, bytes)| format!("{level} {:.1}%", 100.0 * *bytes as f64 / total.max(1) as f64))
+        .collect();
+    let _ = writeln!(s, "  served from         {}", parts.join(" | "));
     s
 }
 

@@ -50,5 +50,7 @@ mod time;
 pub use dataflow::Dataflow;
 pub use engine::{BuildError, Component, ComponentId, ComponentStats, Ctx, RunOutcome, System, SystemBuilder};
 pub use queue::{DEFAULT_PRIORITY, Priority};
-pub use stats::{BusyTime, Histogram, Replayed, Stat, StatValue, Stats, Summary, Unit};
+pub use stats::{
+    BusyTime, Histogram, Recorder, Recording, Replayed, ScalarNames, Stat, StatValue, Stats, Summary, Unit,
+};
 pub use time::{Clock, Cycles, Rate, Time};

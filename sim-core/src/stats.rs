@@ -90,6 +90,23 @@ impl Stats {
     /// component): the non-zero differences, in this snapshot's order.
     /// Distributions are not differences of snapshots and are left out.
     pub fn since(&self, earlier: &Stats) -> Stats {
+        let grown = |s: &Stat, v: u64, before: u64| {
+            (v > before).then(|| Stat {
+                name: s.name.clone(),
+                unit: s.unit,
+                description: s.description,
+                value: StatValue::Scalar(v - before),
+            })
+        };
+        // A component usually reports the same statistics in the same order.
+        if self.0.len() == earlier.0.len() && self.0.iter().zip(&earlier.0).all(|(a, b)| a.name == b.name) {
+            let pairs = self.0.iter().zip(&earlier.0).filter_map(|(now, then)| match (&now.value, &then.value) {
+                (StatValue::Scalar(v), StatValue::Scalar(b)) => grown(now, *v, *b),
+                (StatValue::Scalar(v), StatValue::Distribution(_)) => grown(now, *v, 0),
+                (StatValue::Distribution(_), _) => None,
+            });
+            return Stats(pairs.collect());
+        }
         let before: std::collections::HashMap<&str, u64> = earlier
             .0
             .iter()
@@ -98,17 +115,11 @@ impl Stats {
                 StatValue::Distribution(_) => None,
             })
             .collect();
-        let grown = self.0.iter().filter_map(|s| {
+        let all = self.0.iter().filter_map(|s| {
             let StatValue::Scalar(v) = s.value else { return None };
-            let d = v.saturating_sub(before.get(s.name.as_str()).copied().unwrap_or(0));
-            (d > 0).then(|| Stat {
-                name: s.name.clone(),
-                unit: s.unit,
-                description: s.description,
-                value: StatValue::Scalar(d),
-            })
+            grown(s, v, before.get(s.name.as_str()).copied().unwrap_or(0))
         });
-        Stats(grown.collect())
+        Stats(all.collect())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -124,52 +135,144 @@ impl Stats {
     }
 }
 
-/// One distinct record, its scalars as (slot, value), and how often it was replayed.
-type ReplayedRecord = (std::sync::Arc<Stats>, Vec<(usize, u64)>, u64);
+/// The names, units and descriptions of a component's scalars, in order.
+#[derive(Debug, PartialEq)]
+pub struct ScalarNames(Vec<(String, Unit, &'static str)>);
+
+/// A component's scalars, recorded once to be replayed many times. Records
+/// of the same component kind share their names (see [`Recorder`]), so a
+/// record costs its values only.
+#[derive(Debug)]
+pub struct Recording {
+    names: std::sync::Arc<ScalarNames>,
+    values: Vec<u64>,
+}
+
+impl Recording {
+    pub fn value(&self, name: &str) -> Option<u64> {
+        self.names.0.iter().position(|(n, _, _)| n == name).map(|i| self.values[i])
+    }
+}
+
+/// Makes [`Recording`]s, sharing the names of records with the same ones.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    names: Vec<std::sync::Arc<ScalarNames>>,
+}
+
+impl Recorder {
+    /// The scalars of `stats` as a record (distributions are not additive and are left out).
+    pub fn record(&mut self, stats: &Stats) -> Recording {
+        let scalars = || {
+            stats.iter().filter_map(|stat| match stat.value {
+                StatValue::Scalar(v) => Some((stat, v)),
+                StatValue::Distribution(_) => None,
+            })
+        };
+        let values: Vec<u64> = scalars().map(|(_, v)| v).collect();
+        let same = |names: &&std::sync::Arc<ScalarNames>| {
+            names.0.len() == values.len()
+                && names.0.iter().zip(scalars()).all(|((n, u, _), (stat, _))| *n == stat.name && *u == stat.unit)
+        };
+        let names = match self.names.iter().find(same) {
+            Some(names) => std::sync::Arc::clone(names),
+            None => {
+                let names = ScalarNames(scalars().map(|(s, _)| (s.name.clone(), s.unit, s.description)).collect());
+                self.names.push(std::sync::Arc::new(names));
+                std::sync::Arc::clone(self.names.last().expect("just pushed"))
+            }
+        };
+        Recording { names, values }
+    }
+}
 
 /// Statistics of work a component did not simulate but is told it did:
 /// recorded elsewhere (by a simulation of the same work) and replayed. A
 /// component keeps one and adds it to what it reports. Replaying costs a
-/// count; the sums are made when statistics are read, over each distinct
-/// record's scalars by slot, so reading stays cheap however often it is done.
-#[derive(Clone, Debug, Default)]
+/// count; reading folds in only the records replayed since the last read,
+/// so reading stays cheap however often it is done.
+#[derive(Debug, Default)]
 pub struct Replayed {
     /// Each distinct record, by address (kept alive here, so never reused).
     index: std::collections::HashMap<usize, usize>,
-    records: Vec<ReplayedRecord>,
+    /// Each distinct record, the index of its names in `layouts`, and how often it was replayed.
+    records: Vec<(std::sync::Arc<Recording>, usize, u64)>,
+    /// Each distinct set of names met, and the slot of each of its names.
+    layouts: Vec<(std::sync::Arc<ScalarNames>, Vec<usize>)>,
     /// The scalars' names, units and descriptions, by slot.
     names: Vec<(String, Unit, &'static str)>,
     slots: std::collections::HashMap<String, usize>,
+    /// The records replayed since the sums were last folded. A record is
+    /// listed once however often it was replayed in between.
+    unfolded: Vec<usize>,
+    folded: std::sync::Mutex<Folded>,
+}
+
+/// Sums by slot, and per record how many of its replays they include.
+#[derive(Clone, Debug, Default)]
+struct Folded {
+    sums: Vec<u64>,
+    times: Vec<u64>,
+    /// How much of `Replayed::unfolded` is folded in.
+    through: usize,
+}
+
+impl Clone for Replayed {
+    fn clone(&self) -> Self {
+        Replayed {
+            index: self.index.clone(),
+            records: self.records.clone(),
+            layouts: self.layouts.clone(),
+            names: self.names.clone(),
+            slots: self.slots.clone(),
+            unfolded: self.unfolded.clone(),
+            folded: std::sync::Mutex::new(self.folded.lock().expect("replayed sums").clone()),
+        }
+    }
 }
 
 impl Replayed {
-    /// One more replay of `recorded`.
-    pub fn add(&mut self, recorded: &std::sync::Arc<Stats>) {
+    /// `times` more replays of `recorded`.
+    pub fn add(&mut self, recorded: &std::sync::Arc<Recording>, times: u64) {
         let at = std::sync::Arc::as_ptr(recorded) as usize;
         let i = match self.index.get(&at) {
             Some(&i) => i,
             None => {
-                let scalars = recorded
-                    .iter()
-                    .filter_map(|stat| match stat.value {
-                        StatValue::Scalar(v) => Some((self.slot(stat), v)),
-                        StatValue::Distribution(_) => None,
-                    })
-                    .collect();
-                self.records.push((std::sync::Arc::clone(recorded), scalars, 0));
+                let layout = self.layout(&recorded.names);
+                self.records.push((std::sync::Arc::clone(recorded), layout, 0));
                 self.index.insert(at, self.records.len() - 1);
                 self.records.len() - 1
             }
         };
-        self.records[i].2 += 1;
+        let folded = self.folded.get_mut().expect("replayed sums");
+        if folded.through == self.unfolded.len() {
+            // Everything listed is folded: start the list afresh.
+            self.unfolded.clear();
+            folded.through = 0;
+        }
+        folded.times.resize(self.records.len(), 0);
+        if times > 0 && self.records[i].2 == folded.times[i] {
+            self.unfolded.push(i);
+        }
+        self.records[i].2 += times;
     }
 
-    fn slot(&mut self, stat: &Stat) -> usize {
-        if let Some(&s) = self.slots.get(&stat.name) {
+    /// The index of `names` in `layouts`, giving its names slots if they are new.
+    fn layout(&mut self, names: &std::sync::Arc<ScalarNames>) -> usize {
+        if let Some(l) = self.layouts.iter().position(|(n, _)| std::sync::Arc::ptr_eq(n, names)) {
+            return l;
+        }
+        let slots = names.0.iter().map(|name| self.slot(name)).collect();
+        self.layouts.push((std::sync::Arc::clone(names), slots));
+        self.layouts.len() - 1
+    }
+
+    fn slot(&mut self, (name, unit, description): &(String, Unit, &'static str)) -> usize {
+        if let Some(&s) = self.slots.get(name) {
             return s;
         }
-        self.names.push((stat.name.clone(), stat.unit, stat.description));
-        self.slots.insert(stat.name.clone(), self.names.len() - 1);
+        self.names.push((name.clone(), *unit, description));
+        self.slots.insert(name.clone(), self.names.len() - 1);
         self.names.len() - 1
     }
 
@@ -179,43 +282,62 @@ impl Replayed {
     }
 
     fn sums(&self) -> Vec<u64> {
-        let mut sums = vec![0u64; self.names.len()];
-        for (_, scalars, times) in &self.records {
-            for &(slot, v) in scalars {
-                sums[slot] += v * times;
+        let mut folded = self.folded.lock().expect("replayed sums");
+        let Folded { sums, times, through } = &mut *folded;
+        sums.resize(self.names.len(), 0);
+        times.resize(self.records.len(), 0);
+        for &i in &self.unfolded[*through..] {
+            let (record, layout, now) = &self.records[i];
+            let new = now - times[i];
+            for (&slot, v) in self.layouts[*layout].1.iter().zip(&record.values) {
+                sums[slot] += v * new;
             }
+            times[i] = *now;
         }
-        sums
-    }
-
-    /// Each distinct record and how often it was replayed, in first-replay order.
-    pub fn records(&self) -> impl Iterator<Item = (&Stats, u64)> {
-        self.records.iter().map(|(s, _, n)| (s.as_ref(), *n))
+        *through = self.unfolded.len();
+        sums.clone()
     }
 
     /// `stats` with the replayed scalars added to those of the same name and
     /// the others appended in name order, except those whose name starts
     /// with one of `skip` (what a component is, such as `units.`, or what its
     /// own clock accrues). Distributions are not additive and are left out.
-    pub fn merge_into(&self, mut stats: Stats, skip: &[&str]) -> Stats {
+    pub fn merge_into(&self, stats: Stats, skip: &[&str]) -> Stats {
         if self.records.is_empty() {
             return stats;
         }
-        let mut extra: std::collections::BTreeMap<&str, (Unit, &'static str, u64)> = Default::default();
-        for ((name, unit, description), sum) in self.names.iter().zip(self.sums()) {
-            if !skip.iter().any(|p| name.starts_with(p)) {
-                extra.insert(name.as_str(), (*unit, *description, sum));
-            }
-        }
-        for stat in &mut stats.0 {
+        let sums = self.sums();
+        let named = self
+            .names
+            .iter()
+            .zip(&sums)
+            .map(|((name, unit, description), sum)| (name.as_str(), *unit, *description, *sum));
+        stats.plus_scalars(named, skip)
+    }
+}
+
+impl Stats {
+    /// These statistics with `extra` scalars (name, unit, description, value)
+    /// added to those of the same name and the others appended in name
+    /// order, except those whose name starts with one of `skip`.
+    pub fn plus_scalars<'a>(
+        mut self,
+        extra: impl Iterator<Item = (&'a str, Unit, &'static str, u64)>,
+        skip: &[&str],
+    ) -> Stats {
+        let mut extra: std::collections::BTreeMap<&str, (Unit, &'static str, u64)> = extra
+            .filter(|(name, ..)| !skip.iter().any(|p| name.starts_with(p)))
+            .map(|(name, unit, description, value)| (name, (unit, description, value)))
+            .collect();
+        for stat in &mut self.0 {
             if let (StatValue::Scalar(v), Some((_, _, add))) = (&mut stat.value, extra.remove(stat.name.as_str())) {
                 *v += add;
             }
         }
         for (name, (unit, description, value)) in extra {
-            stats.0.push(Stat { name: name.to_string(), unit, description, value: StatValue::Scalar(value) });
+            self.0.push(Stat { name: name.to_string(), unit, description, value: StatValue::Scalar(value) });
         }
-        stats
+        self
     }
 }
 
@@ -368,14 +490,42 @@ mod replay_tests {
 
     #[test]
     fn replayed_scalars_add_to_their_namesakes_and_skip_what_is_not_additive() {
-        let recorded =
-            std::sync::Arc::new(Stats::new().count("ops", "", 3).count("units.x", "", 1).bytes("bytes", "", 10));
+        let recorded = std::sync::Arc::new(
+            Recorder::default()
+                .record(&Stats::new().count("ops", "", 3).count("units.x", "", 1).bytes("bytes", "", 10)),
+        );
         let mut r = Replayed::default();
-        r.add(&recorded);
-        r.add(&recorded);
+        r.add(&recorded, 1);
+        r.add(&recorded, 1);
         let merged = r.merge_into(Stats::new().count("ops", "", 1).count("units.x", "", 1), &["units."]);
         assert_eq!(merged.scalar_value("ops"), Some(7));
         assert_eq!(merged.scalar_value("units.x"), Some(1));
         assert_eq!(merged.scalar_value("bytes"), Some(20));
+    }
+
+    #[test]
+    fn replayed_sums_stay_right_when_read_between_replays() {
+        let mut recorder = Recorder::default();
+        let a = std::sync::Arc::new(recorder.record(&Stats::new().count("ops", "", 3)));
+        let b = std::sync::Arc::new(recorder.record(&Stats::new().count("ops", "", 100).bytes("bytes", "", 7)));
+        let c = std::sync::Arc::new(recorder.record(&Stats::new().count("ops", "", 1000)));
+        assert!(std::sync::Arc::ptr_eq(&a.names, &c.names), "records of the same names share them");
+        let mut r = Replayed::default();
+        let sum = |r: &Replayed, name: &str| r.scalar_sums().find(|(n, _)| *n == name).map(|(_, v)| v);
+        r.add(&a, 1);
+        assert_eq!(sum(&r, "ops"), Some(3));
+        r.add(&a, 1);
+        r.add(&b, 1);
+        r.add(&a, 1);
+        assert_eq!(sum(&r, "ops"), Some(109));
+        assert_eq!(sum(&r, "ops"), Some(109), "reading twice adds nothing");
+        r.add(&b, 1);
+        let copy = r.clone();
+        r.add(&a, 1);
+        assert_eq!(sum(&copy, "ops"), Some(209));
+        assert_eq!(sum(&r, "ops"), Some(212));
+        assert_eq!(sum(&r, "bytes"), Some(14));
+        r.add(&c, 1);
+        assert_eq!(sum(&r, "ops"), Some(1212));
     }
 }

@@ -209,7 +209,7 @@ fn replaying_step_shapes_stays_close_to_simulating_every_step() {
     assert_eq!(tokens(&a), tokens(&b));
     let time = b.simulated.as_secs_f64() / a.simulated.as_secs_f64() - 1.0;
     let energy = b.energy.total() / a.energy.total() - 1.0;
-    // Step shapes bucket contexts and prompt chunks to about 3 %; most of a step is not attention.
+    // Step shapes bucket decoders, contexts and prompt tokens to 6-25 %, and replay the first step of each bucket.
     assert!(time.abs() < 0.01, "simulated time {:+.3} %", time * 100.0);
     assert!(energy.abs() < 0.02, "energy {:+.3} %", energy * 100.0);
 }
@@ -242,4 +242,23 @@ fn at_batch_one_the_host_share_shows_and_a_faster_cpu_lowers_tpot() {
     assert!(tpot(&quick) < tpot(&slow), "{} vs {}", tpot(&quick), tpot(&slow));
     let summary = reports::summary(&reports::Report::new(&slow, 0.0));
     assert!(summary.contains("host before launch 0.") && summary.contains(" us)"), "{summary}");
+}
+
+#[test]
+fn sampling_methods_cost_the_host_their_own_work() {
+    let hw = hardware("sovereign-node");
+    let at = |decoding: workloads::workload::Decoding| {
+        let mut w = workloads::workload_preset("axk1-decode").unwrap();
+        (w.spec.scenario.batch, w.spec.scenario.output_tokens) = (1, workloads::lengths::Length::Fixed(3));
+        w.spec.scenario.decoding = decoding;
+        let r = run(&hw, &w, 1).unwrap();
+        let report = reports::Report::new(&r, 0.0);
+        (report.steps.share.host_after_logits * npusim_tests::mean_step(&r), report.latency.tpot_s.unwrap().mean)
+    };
+    use workloads::workload::Decoding::{Greedy, TopK, TopP};
+    let [(greedy, greedy_tpot), (top_k, top_k_tpot), (top_p, top_p_tpot)] = [Greedy, TopK, TopP].map(at);
+    // Reading 163,840 logits bounds greedy and top-k alike; top-p's softmax and sort take far longer.
+    assert!(greedy <= top_k, "{greedy} vs {top_k}");
+    assert!(top_p > 10.0 * top_k, "top-p {top_p} s against top-k {top_k} s a step");
+    assert!(top_p_tpot > top_k_tpot && top_k_tpot >= greedy_tpot, "{greedy_tpot} {top_k_tpot} {top_p_tpot}");
 }

@@ -422,7 +422,9 @@ pub fn recorded_step(name: &str, graph: StepGraph) -> workloads::RecordedStep {
             activation_dtype: bf16,
             kv_dtype: bf16,
             sampling: Sampling::Host,
+            decoding: workloads::workload::Decoding::Greedy,
             top_k: 1,
+            top_p: 1.0,
             mtp: None,
         },
         plan: Plan::default(),
@@ -436,7 +438,7 @@ pub fn recorded_step(name: &str, graph: StepGraph) -> workloads::RecordedStep {
         seed: 0,
         step: 0,
         requests: vec![workloads::build::RequestStep { cached: 0, new_tokens: 1, logits: 1 }],
-        sample: workloads::runtime::SampleWork::default(),
+        sample: workloads::sampling::SampleWork::default(),
         graph,
     }
 }

@@ -18,7 +18,7 @@ use workloads::RecordedStep;
 use workloads::build::RequestStep;
 use workloads::graph::{Kernel, Op, OpBody, OpClass, Shard, StepGraph, Transfer};
 use workloads::model::ModelConfig;
-use workloads::runtime::SampleWork;
+use workloads::sampling::SampleWork;
 use workloads::workload::WorkloadSpec;
 
 /// The `format` every step trace's header names.

@@ -884,7 +884,7 @@ impl Builder<'_> {
         vocab / d + u32::from(device % d < vocab % d)
     }
 
-    /// Each device keeps the `top_k` best of its logits for `rows` positions.
+    /// Each device keeps the `top_k` best of its logits for `rows` positions (the best one for greedy decoding).
     fn device_sample(&mut self, name: String, dep: u32, rows: u32, top_k: u32) -> u32 {
         let dtype = self.s.activation_dtype;
         let shards = self
@@ -922,7 +922,7 @@ impl Builder<'_> {
                 self.send_to_host("logits".into(), head, |dev| slice(dev) * ad, rows);
             }
             Sampling::Device => {
-                let top_k = self.s.top_k;
+                let top_k = self.s.device_candidates();
                 let sampled = self.device_sample("sample".into(), head, rows, top_k);
                 let (vocab, d) = (self.model.vocab, self.p.stage_devices());
                 let slice = |dev: u32| vocab / d + u32::from(dev % d < vocab % d);

@@ -40,6 +40,7 @@ pub mod model;
 pub mod routing;
 pub mod run;
 pub mod runtime;
+pub mod sampling;
 pub mod scheduler;
 pub mod step_memo;
 pub mod workload;

@@ -12,7 +12,7 @@ use crate::graph::{Kernel, OpBody, StepGraph, visible_pairs};
 use crate::kernels::{CoreTarget, KernelCompiler, KernelError, Tensors};
 use models::cpu::HostTask;
 use models::fabric::Endpoint;
-use models::npu::{CommandKind, CommandList, PreparedProgram};
+use models::npu::{CommandKind, CommandList, ComputeMemo, PreparedProgram};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -80,6 +80,7 @@ pub fn host_task(kernel: &Kernel, cores: u32) -> HostTask {
         ilp: 2.0,
         vector_flops: 2 * kernel.macs() + elementwise,
         bytes: kernel.memory_bytes(),
+        working_set: 0,
         threads: (rows.min(cores as u64) as u32).max(1),
     }
 }
@@ -115,50 +116,80 @@ type SharedPrograms = Arc<Vec<(u32, Arc<PreparedProgram>)>>;
 /// command carries a key naming its work: kernels that do the same work get
 /// the same key, and the programs of its first appearance. A grouped GEMM's
 /// work is its multiset of per-weight row counts: the order of its weight
-/// matrices and the ones with no rows change nothing.
+/// matrices and the ones with no rows change nothing. Once the machine's
+/// memo has recorded a work, its commands go without programs and the
+/// lowerer lets them go, so a long run keeps no program it will not run.
 #[derive(Debug)]
 pub struct Lowerer {
     kernels: KernelCompiler,
     cache: HashMap<(Kernel, Tensors), SharedPrograms>,
-    /// With replay: the key and programs of each distinct work.
-    replayed: Option<HashMap<Kernel, (u64, SharedPrograms)>>,
+    /// With replay: the memo, and the key and programs of each distinct work.
+    replay: Option<(Arc<ComputeMemo>, HashMap<Kernel, Work>)>,
+}
+
+/// One distinct work, with replay.
+#[derive(Debug)]
+struct Work {
+    key: u64,
+    /// Until the memo has recorded the work.
+    programs: Option<SharedPrograms>,
+    /// Whether it runs on any core at all.
+    runs: bool,
 }
 
 /// The kernel whose replay stands for `kernel`'s. A grouped GEMM with few
 /// rows per weight matrix (decode's experts) streams its weights: its time is
 /// set by how many matrices it reads and barely by their rows, so it is
-/// keyed by the number of matrices with rows and the most rows of any. An
-/// attention is keyed by its context rounded up to 1/64 of its power of two,
-/// so that decode steps, whose contexts grow by a token each, replay the
-/// first attention of the bucket (at most 1.6 % more or less cache read)
-/// instead of simulating a new one each step. Every other kernel stands for
-/// itself.
+/// keyed by the number of matrices with rows and the most rows of any.
+/// Larger row counts (prompts), whose time grows with them, are keyed
+/// rounded up: a GEMM's rows to 1/16 of their power of two, so a prompt
+/// GEMM replays the first one of its bucket (within 6 % of its rows); a
+/// grouped one's by its matrices, its most rows and its rows in all, the
+/// two to 1/8 of their power of two. An attention is
+/// keyed by its context rounded up to 1/64 of its power of two, so that
+/// decode steps, whose contexts grow by a token each, replay the first
+/// attention of the bucket (at most 1.6 % more or less cache read) instead
+/// of simulating a new one each step. Every other kernel stands for itself.
 fn work_of(kernel: &Kernel, target: &CoreTarget) -> Kernel {
     match kernel {
         &Kernel::Attention { context, queries, .. } if context >= 128 => {
-            let step = 1u32 << (31 - context.leading_zeros() - 6);
-            let rounded = context.div_ceil(step) * step;
             let mut k = kernel.clone();
-            if let Kernel::Attention { context, .. } = &mut k {
+            if let Kernel::Attention { context: c, .. } = &mut k {
                 // Keep every query within the cache: a prompt chunk's context is at least its queries.
-                *context = rounded.max(queries);
+                *c = round_up(context, 6).max(queries);
             }
             k
         }
-        Kernel::Gemm { rows, n, k, weight_dtype, dtype } if rows.len() > 1 => {
+        Kernel::Gemm { rows, n, k, weight_dtype, dtype } => {
+            let streamed = 2 * target.rows();
             let active = rows.iter().filter(|&&m| m > 0).count();
             let most = rows.iter().copied().max().unwrap_or(0);
-            let rows = if u64::from(most) <= 2 * target.rows() {
+            let rows = if rows.len() == 1 {
+                vec![if u64::from(most) <= streamed { most } else { round_up(most, 4) }]
+            } else if u64::from(most) <= streamed {
                 vec![most; active]
             } else {
-                let mut exact: Vec<u32> = rows.iter().copied().filter(|&m| m > 0).collect();
-                exact.sort_unstable();
-                exact
+                // The most rows and the rows in all, rounded, the rest spread evenly.
+                let most = round_up(most, 3);
+                let total = round_up(rows.iter().sum::<u32>(), 3).max(most);
+                let rest = (active as u32).saturating_sub(1).max(1);
+                let mut keyed = vec![(total - most).div_ceil(rest); active - 1];
+                keyed.push(most);
+                keyed
             };
             Kernel::Gemm { rows, n: *n, k: *k, weight_dtype: *weight_dtype, dtype: *dtype }
         }
         other => other.clone(),
     }
+}
+
+/// `x` rounded up to a multiple of 1/2^`bits` of its power of two.
+fn round_up(x: u32, bits: u32) -> u32 {
+    if x < 1 << bits {
+        return x;
+    }
+    let step = 1u32 << (31 - x.leading_zeros() - bits);
+    x.div_ceil(step) * step
 }
 
 /// Tag of the transfers of op `op` in step `step`.
@@ -167,23 +198,38 @@ pub fn tag(step: u64, op: u32) -> u64 {
 }
 
 impl Lowerer {
-    /// A lowerer for chiplets like `target`; `replay` marks recurring work with keys.
-    pub fn new(target: CoreTarget, replay: bool) -> Lowerer {
-        Lowerer { kernels: KernelCompiler::new(target), cache: HashMap::new(), replayed: replay.then(HashMap::new) }
+    /// A lowerer for chiplets like `target`; with the machine's kernel memo,
+    /// it marks recurring work with keys.
+    pub fn new(target: CoreTarget, memo: Option<Arc<ComputeMemo>>) -> Lowerer {
+        Lowerer {
+            kernels: KernelCompiler::new(target),
+            cache: HashMap::new(),
+            replay: memo.map(|m| (m, HashMap::new())),
+        }
     }
 
-    /// The programs of `kernel` in op `op`, and the key of its work when replaying.
-    fn command(&mut self, kernel: &Kernel, op: u32) -> Result<(SharedPrograms, Option<u64>), KernelError> {
-        let Some(replayed) = self.replayed.as_ref() else { return Ok((self.programs(kernel, op)?, None)) };
+    /// The programs of `kernel` in op `op`, and the key of its work when
+    /// replaying; `None` when it runs on no core. Programs are left out once
+    /// the memo has recorded the work.
+    fn command(&mut self, kernel: &Kernel, op: u32) -> Result<Option<(SharedPrograms, Option<u64>)>, KernelError> {
+        let Some((memo, works)) = self.replay.as_mut() else {
+            let programs = self.programs(kernel, op)?;
+            return Ok((!programs.is_empty()).then_some((programs, None)));
+        };
         let work = work_of(kernel, self.kernels.target());
-        if let Some((key, programs)) = replayed.get(&work) {
-            return Ok((Arc::clone(programs), Some(*key)));
+        if let Some(w) = works.get_mut(&work) {
+            if w.programs.is_some() && memo.get(w.key).is_some() {
+                w.programs = None;
+            }
+            let programs = w.programs.clone().unwrap_or_default();
+            return Ok(w.runs.then_some((programs, Some(w.key))));
         }
+        let key = works.len() as u64;
         let programs = self.compile(kernel, op)?;
-        let replayed = self.replayed.get_or_insert_with(HashMap::new);
-        let key = replayed.len() as u64;
-        replayed.insert(work, (key, Arc::clone(&programs)));
-        Ok((programs, Some(key)))
+        let runs = !programs.is_empty();
+        let (_, works) = self.replay.as_mut().expect("replaying");
+        works.insert(work, Work { key, programs: Some(Arc::clone(&programs)), runs });
+        Ok(runs.then_some((programs, Some(key))))
     }
 
     fn compile(&mut self, kernel: &Kernel, op: u32) -> Result<SharedPrograms, KernelError> {
@@ -240,12 +286,12 @@ impl Lowerer {
                 OpBody::Compute(shards) => {
                     for shard in shards {
                         let d = shard.device as usize;
-                        let (programs, memo) = self
+                        let Some((programs, memo)) = self
                             .command(&shard.kernel, i)
-                            .map_err(|problem| LowerError { op: op.name.clone(), problem })?;
-                        if programs.is_empty() {
+                            .map_err(|problem| LowerError { op: op.name.clone(), problem })?
+                        else {
                             continue;
-                        }
+                        };
                         let deps = deps_on(&frontier, d);
                         let programs = programs.iter().map(|(c, p)| (*c, Arc::clone(p))).collect();
                         made[d].push(out.lists[d].push(deps, CommandKind::Compute { programs, memo }));

@@ -9,9 +9,8 @@ use crate::kernels::CoreTarget;
 use crate::lower::Lowerer;
 use crate::model::{Attention, ModelConfig};
 use crate::routing::Router;
-use crate::runtime::{
-    HostRuntime, HostWork, PassiveHost, RuntimeConfig, SampleWork, StepPlanner, StepRecord, StepSource,
-};
+use crate::runtime::{HostRuntime, HostWork, PassiveHost, RuntimeConfig, StepPlanner, StepRecord, StepSource};
+use crate::sampling::SampleWork;
 use crate::scheduler::{Arrival, Policy, RequestRecord, Scheduler};
 use crate::step_memo::{Pause, StepMemo};
 use crate::workload::{HostOp, Workload, WorkloadSpec};
@@ -131,7 +130,7 @@ fn gb(bytes: u64) -> String {
 pub fn run(hardware: &SystemSpec, workload: &Workload, seed: u64) -> Result<RunResult, RunError> {
     let (w, model) = (&workload.spec, &workload.model);
     let (placement, memory, source, scheduler) = built_steps(hardware, workload, seed)?;
-    let sample = SampleWork::of(model, &w.scenario, placement.devices);
+    let sample = SampleWork::of(model.vocab, &w.scenario, placement.devices);
     let run = Execution { workload: w, model: Some(model), seed, placement, memory, source, sample };
     execute(hardware, run, scheduler)
 }
@@ -234,7 +233,7 @@ pub fn record_step(hardware: &SystemSpec, workload: &Workload, seed: u64, step: 
                 seed,
                 step,
                 requests,
-                sample: SampleWork::of(model, &w.scenario, placement.devices),
+                sample: SampleWork::of(model.vocab, &w.scenario, placement.devices),
                 graph,
             });
         }
@@ -425,10 +424,9 @@ struct Execution<'a> {
 
 fn execute(hardware: &SystemSpec, run: Execution<'_>, scheduler: Scheduler) -> Result<RunResult, RunError> {
     let target = CoreTarget::for_chiplet(&card(hardware)?.chiplet, None);
-    let planner = StepPlanner { source: run.source, lowerer: Lowerer::new(target, hardware.simulation.replay_kernels) };
-
     let mut builder: SystemBuilder<Msg> = SystemBuilder::new();
     let machine = models::machine::build(hardware, &mut builder);
+    let planner = StepPlanner { source: run.source, lowerer: Lowerer::new(target, machine.memo.clone()) };
     let leader = &machine.hosts[0];
     let cfg = RuntimeConfig {
         node: 0,

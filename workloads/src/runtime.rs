@@ -9,15 +9,15 @@ use crate::graph::StepGraph;
 use crate::lower::{HostCommand, HostCommandKind, Lowered, Lowerer};
 use crate::model::ModelConfig;
 use crate::routing::Router;
+use crate::sampling::SampleWork;
 pub use crate::scheduler::RequestRecord;
 use crate::scheduler::Scheduler;
 use crate::step_memo::{Pause, StepShape};
-use crate::workload::{Sampling, Scenario};
+use crate::workload::Scenario;
 use models::cpu::HostTask;
 use models::fabric::{Endpoint, Routes};
 use models::msg::{Chunk, Msg};
 use models::npu::CommandList;
-use serde::{Deserialize, Serialize};
 use sim_core::{Component, ComponentId, Ctx, Dataflow, Stats, Time, Unit};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -31,9 +31,8 @@ pub struct HostWork {
     pub schedule_per_request: u64,
     /// Driver work per device launched (descriptors, doorbell).
     pub launch_per_device: u64,
-    /// Sampling: vector FLOPs per logit (convert, max, exp, sum, select).
-    pub sample_flops_per_logit: u64,
-    /// Sampling and detokenising: scalar instructions per request.
+    /// Detokenising and streaming a token, besides choosing it (see
+    /// [`crate::sampling`]): scalar instructions per request.
     pub sample_per_request: u64,
     /// Tokenising a newly scheduled prompt: instructions per prompt token.
     pub tokenize_per_token: u64,
@@ -45,7 +44,6 @@ impl Default for HostWork {
             schedule_instructions: 50_000,
             schedule_per_request: 2_000,
             launch_per_device: 10_000,
-            sample_flops_per_logit: 6,
             sample_per_request: 20_000,
             tokenize_per_token: 1_000,
         }
@@ -97,29 +95,6 @@ impl StepPlanner {
     pub fn plan(&mut self, step: u64, requests: &[RequestStep], host_cores: u32) -> Result<Lowered, String> {
         let graph = self.source.graph(requests).ok_or_else(|| format!("the trace has no graph for step {step}"))?;
         self.lowerer.lower(&graph, step, host_cores).map_err(|e| e.to_string())
-    }
-}
-
-/// What the host samples among when logits arrive.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SampleWork {
-    /// Values the host chooses among, per request.
-    pub candidates_per_request: u64,
-    pub bytes_per_candidate: u64,
-}
-
-impl SampleWork {
-    /// Host sampling over the whole vocabulary, or over the top-k each device sends.
-    pub fn of(model: &ModelConfig, s: &Scenario, devices: u32) -> SampleWork {
-        match s.sampling {
-            Sampling::Host => SampleWork {
-                candidates_per_request: model.vocab as u64,
-                bytes_per_candidate: s.activation_dtype.bytes(),
-            },
-            Sampling::Device => {
-                SampleWork { candidates_per_request: s.top_k as u64 * devices as u64, bytes_per_candidate: 8 }
-            }
-        }
     }
 }
 
@@ -288,6 +263,7 @@ impl HostRuntime {
             ilp: 2.0,
             vector_flops: 0,
             bytes: 0,
+            working_set: 0,
             threads: 1,
         };
         self.task(ctx, SCHEDULE, task);
@@ -320,6 +296,7 @@ impl HostRuntime {
             ilp: 2.0,
             vector_flops: 0,
             bytes: 0,
+            working_set: 0,
             threads: 1,
         }
     }
@@ -446,17 +423,7 @@ impl HostRuntime {
         if let Some(step) = self.current.as_mut() {
             step.logits = ctx.now();
         }
-        let w = &self.cfg.work;
-        let n = self.logit_rows;
-        let SampleWork { candidates_per_request: candidates, bytes_per_candidate: bytes_each } = self.cfg.sample;
-        let task = HostTask {
-            name: "sample",
-            instructions: w.sample_per_request * n,
-            ilp: 3.0,
-            vector_flops: w.sample_flops_per_logit * candidates * n,
-            bytes: candidates * n * bytes_each,
-            threads: (n as u32).clamp(1, self.cfg.cpu_cores),
-        };
+        let task = self.cfg.sample.task(self.logit_rows, self.cfg.work.sample_per_request, self.cfg.cpu_cores);
         self.task(ctx, SAMPLE, task);
     }
 

@@ -11,47 +11,77 @@
 //! from launch to logits, is replayed.
 
 use crate::build::RequestStep;
-use sim_core::{ComponentStats, Replayed, Stats, Time};
+use sim_core::{ComponentStats, Stat, StatValue, Time, Unit};
 use std::collections::HashMap;
-use std::sync::Arc;
 
-/// What decides a step's device time, sizes bucketed (see [`bucket`]).
+/// What decides a step's device time, sizes bucketed (see [`bucket_to`]).
+///
+/// A decode step is keyed by its decoders and their context in all, each
+/// to within a quarter of its power of two (a decode step's time grows
+/// slowly with both: it mostly streams weights). A step with prompt chunks
+/// is keyed by its tokens in all, decoders' and chunks' together (to an
+/// eighth), the chunks' attention (to a quarter) and roughly their number:
+/// a prompt's tokens dominate such a step (the decoders' attention over
+/// their cache is a fraction of a per cent of it), and a few chunks cost
+/// about what their tokens and attention in all cost. Left out: which
+/// chunks finish their prompt (a few rows of the LM head).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct StepShape {
-    /// Decoding requests and the tokens each computes (1 + drafts).
-    decoders: u32,
-    decode_tokens: u32,
-    /// Their context in all, bucketed.
-    context: u32,
-    /// Each prompt chunk: (tokens, cached before it, whether it makes a token), bucketed and sorted.
-    chunks: Vec<(u32, u32, u32)>,
+pub enum StepShape {
+    Decode {
+        /// Decoding requests and the tokens each computes (1 + drafts).
+        decoders: u32,
+        decode_tokens: u32,
+        /// Their context in all.
+        context: u32,
+    },
+    Prompts {
+        /// Tokens computed, decoders' and chunks' together.
+        tokens: u32,
+        decode_tokens: u32,
+        /// Chunks: 1, 2 to 3, 4 to 7, ...
+        chunks: u32,
+        /// Query-key pairs of the chunks' attention: each token sees the
+        /// cache before the chunk and the chunk's tokens up to itself.
+        pairs: u32,
+    },
 }
 
-/// `x` to within 1/32 of its power of two: buckets about 3 % wide (exact below 64).
-pub fn bucket(x: u64) -> u32 {
-    if x < 64 {
+/// `x` to within 1/2^`bits` of its power of two (exact below 2^(bits+1)):
+/// with 3 bits, buckets 6 to 12 % wide.
+pub fn bucket_to(x: u64, bits: u32) -> u32 {
+    if x < 1 << (bits + 1) {
         return x as u32;
     }
     let power = 63 - x.leading_zeros();
-    let fraction = (x >> (power - 5)) & 31;
-    (power << 5 | fraction as u32) + 64
+    let fraction = (x >> (power - bits)) & ((1 << bits) - 1);
+    (power << bits | fraction as u32) + (1 << (bits + 1))
+}
+
+/// `x` to within 1/8 of its power of two: buckets 6 to 12 % wide (exact below 16).
+pub fn bucket(x: u64) -> u32 {
+    bucket_to(x, 3)
 }
 
 impl StepShape {
     pub fn of(requests: &[RequestStep]) -> StepShape {
         let decoding = |r: &&RequestStep| r.cached > 0 && r.new_tokens == r.logits;
         let decoders: Vec<&RequestStep> = requests.iter().filter(decoding).collect();
-        let mut chunks: Vec<(u32, u32, u32)> = requests
-            .iter()
-            .filter(|r| !decoding(r))
-            .map(|r| (bucket(r.new_tokens as u64), bucket(r.cached as u64), r.logits))
-            .collect();
-        chunks.sort_unstable();
-        StepShape {
-            decoders: decoders.len() as u32,
-            decode_tokens: decoders.first().map_or(0, |r| r.new_tokens),
-            context: bucket(decoders.iter().map(|r| r.cached as u64).sum()),
-            chunks,
+        let chunks: Vec<&RequestStep> = requests.iter().filter(|r| !decoding(r)).collect();
+        let decode_tokens = decoders.first().map_or(0, |r| r.new_tokens);
+        if chunks.is_empty() {
+            return StepShape::Decode {
+                decoders: bucket_to(decoders.len() as u64, 2),
+                decode_tokens,
+                context: bucket_to(decoders.iter().map(|r| r.cached as u64).sum(), 2),
+            };
+        }
+        let pairs: u64 =
+            chunks.iter().map(|r| r.new_tokens as u64 * (r.cached as u64 + r.new_tokens.div_ceil(2) as u64)).sum();
+        StepShape::Prompts {
+            tokens: bucket(requests.iter().map(|r| r.new_tokens as u64).sum()),
+            decode_tokens,
+            chunks: bucket_to(chunks.len() as u64, 0),
+            pairs: bucket_to(pairs, 2),
         }
     }
 }
@@ -71,18 +101,41 @@ pub enum Pause {
 #[derive(Debug)]
 struct Recorded {
     device_time: Time,
-    /// Per component (by index), what its statistics grew by; empty for none.
-    grown: Vec<Option<Arc<Stats>>>,
+    /// What the statistics grew by: per component (by index), its scalars
+    /// as (slot in that component's names, growth); components that did
+    /// not change are absent.
+    grown: Vec<(usize, Vec<(u32, u64)>)>,
+    replays: u64,
 }
 
-/// The driver's memory of step shapes and what replays added.
+/// One component's statistic names, by slot, as recordings met them.
+#[derive(Debug, Default)]
+struct Names {
+    by_slot: Vec<(String, Unit, &'static str)>,
+    slots: HashMap<String, u32>,
+}
+
+impl Names {
+    fn slot(&mut self, stat: &Stat) -> u32 {
+        if let Some(&s) = self.slots.get(&stat.name) {
+            return s;
+        }
+        self.by_slot.push((stat.name.clone(), stat.unit, stat.description));
+        self.slots.insert(stat.name.clone(), self.by_slot.len() as u32 - 1);
+        self.by_slot.len() as u32 - 1
+    }
+}
+
+/// The driver's memory of step shapes and how often each was replayed.
+/// A replay costs a count; the replayed statistics are summed once, at the end.
 #[derive(Debug, Default)]
 pub struct StepMemo {
-    recorded: HashMap<StepShape, Recorded>,
+    recorded: HashMap<StepShape, usize>,
+    records: Vec<Recorded>,
+    /// Per component (by index), the names its recordings used.
+    names: Vec<Names>,
     /// The shape being recorded, and the statistics at its launch.
     recording: Option<(StepShape, Vec<ComponentStats>)>,
-    /// Per component: the recorded growth of every replayed step.
-    replayed: Vec<Replayed>,
     pub hits: u64,
     pub misses: u64,
 }
@@ -94,17 +147,10 @@ impl StepMemo {
     /// The device time of a step of `shape` if one was recorded, and its
     /// statistics booked as replayed; `None` to simulate it (and record it).
     pub fn replay(&mut self, shape: StepShape) -> Option<Time> {
-        if let Some(r) = self.recorded.get(&shape) {
+        if let Some(&i) = self.recorded.get(&shape) {
             self.hits += 1;
-            if self.replayed.len() < r.grown.len() {
-                self.replayed.resize_with(r.grown.len(), Replayed::default);
-            }
-            for (book, grown) in self.replayed.iter_mut().zip(&r.grown) {
-                if let Some(g) = grown {
-                    book.add(g);
-                }
-            }
-            return Some(r.device_time);
+            self.records[i].replays += 1;
+            return Some(self.records[i].device_time);
         }
         self.misses += 1;
         self.recording = Some((shape, Vec::new()));
@@ -119,21 +165,54 @@ impl StepMemo {
 
     pub fn logits_in(&mut self, device_time: Time, stats: Vec<ComponentStats>) {
         let Some((shape, at_launch)) = self.recording.take() else { return };
-        let grown = stats
-            .iter()
-            .zip(&at_launch)
-            .map(|(now, before)| {
-                let g = now.stats.since(&before.stats);
-                (!SIMULATED_ANYWAY.contains(&now.kind) && !g.is_empty()).then(|| Arc::new(g))
-            })
-            .collect();
-        self.recorded.insert(shape, Recorded { device_time, grown });
+        if self.names.len() < stats.len() {
+            self.names.resize_with(stats.len(), Names::default);
+        }
+        let mut grown = Vec::new();
+        for (c, (now, before)) in stats.iter().zip(&at_launch).enumerate() {
+            if SIMULATED_ANYWAY.contains(&now.kind) {
+                continue;
+            }
+            let names = &mut self.names[c];
+            let g: Vec<(u32, u64)> = now
+                .stats
+                .since(&before.stats)
+                .iter()
+                .filter_map(|stat| match stat.value {
+                    StatValue::Scalar(v) => Some((names.slot(stat), v)),
+                    StatValue::Distribution(_) => None,
+                })
+                .collect();
+            if !g.is_empty() {
+                grown.push((c, g));
+            }
+        }
+        self.recorded.insert(shape, self.records.len());
+        self.records.push(Recorded { device_time, grown, replays: 0 });
     }
 
-    /// `stats` (every component's, at the end) with the replayed steps' growth added.
+    /// `stats` (every component's, at the end) with the replayed steps'
+    /// growth added, but for what components are and what their clocks
+    /// accrue through replayed steps anyway (memory refresh).
     pub fn add_replayed(&self, mut stats: Vec<ComponentStats>) -> Vec<ComponentStats> {
-        for (component, book) in stats.iter_mut().zip(&self.replayed) {
-            component.stats = book.merge_into(std::mem::take(&mut component.stats), &["units."]);
+        let mut sums: Vec<Vec<u64>> = self.names.iter().map(|n| vec![0; n.by_slot.len()]).collect();
+        for r in self.records.iter().filter(|r| r.replays > 0) {
+            for (c, grown) in &r.grown {
+                for &(slot, v) in grown {
+                    sums[*c][slot as usize] += v * r.replays;
+                }
+            }
+        }
+        for ((component, names), sums) in stats.iter_mut().zip(&self.names).zip(&sums) {
+            if sums.iter().all(|&s| s == 0) {
+                continue;
+            }
+            let extra = names
+                .by_slot
+                .iter()
+                .zip(sums)
+                .map(|((name, unit, description), sum)| (name.as_str(), *unit, *description, *sum));
+            component.stats = std::mem::take(&mut component.stats).plus_scalars(extra, models::memory::NOT_REPLAYED);
         }
         stats
     }
@@ -144,10 +223,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn buckets_are_about_three_percent_wide_and_ordered() {
+    fn buckets_are_an_eighth_of_a_power_of_two_wide_and_ordered() {
         assert_eq!(bucket(10), 10);
-        assert_eq!(bucket(2048), bucket(2048 + 63));
-        assert_ne!(bucket(2048), bucket(2048 + 64));
+        assert_eq!(bucket_to(1000, 2), bucket_to(1023, 2));
+        assert_ne!(bucket_to(1023, 2), bucket_to(1024, 2));
+        assert_ne!(bucket(15), bucket(16));
+        assert_eq!(bucket(2048), bucket(2048 + 255));
+        assert_ne!(bucket(2048), bucket(2048 + 256));
         let mut last = 0;
         for x in 0..100_000u64 {
             assert!(bucket(x) >= last);
@@ -162,5 +244,14 @@ mod tests {
         assert_eq!(StepShape::of(&[d(2000), p, d(2001)]), StepShape::of(&[p, d(2001), d(2002)]));
         assert_ne!(StepShape::of(&[d(2000), d(2001)]), StepShape::of(&[d(2000), d(2001), d(5)]));
         assert_ne!(StepShape::of(&[d(2000)]), StepShape::of(&[d(4000)]));
+        // Prompt chunks count in all: two chunks against one of their size together.
+        let q = RequestStep { cached: 0, new_tokens: 350, logits: 1 };
+        assert_ne!(StepShape::of(&[d(2000), q, q]), StepShape::of(&[d(2000), p]));
+        assert_eq!(StepShape::of(&[d(2000), p]), StepShape::of(&[d(2010), RequestStep { new_tokens: 690, ..p }]));
+        assert_eq!(
+            StepShape::of(&[d(2000), d(10), p]),
+            StepShape::of(&[d(1000), RequestStep { new_tokens: 699, ..p }])
+        );
+        assert_ne!(StepShape::of(&[d(2000), p]), StepShape::of(&[d(2000), RequestStep { cached: 2000, ..p }]));
     }
 }

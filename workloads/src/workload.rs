@@ -143,9 +143,16 @@ pub struct Scenario {
     /// Where the next token is drawn from the logits.
     #[serde(default)]
     pub sampling: Sampling,
-    /// Candidates kept per request when sampling (top-k).
+    /// How the next token is chosen: `greedy`, `top_k` or `top_p`.
+    #[serde(default)]
+    pub decoding: Decoding,
+    /// Candidates kept per request by top-k (and by each device when sampling there).
     #[serde(default = "default_top_k")]
     pub top_k: u32,
+    /// The probability mass top-p keeps. It does not change the host's work
+    /// (sorting every candidate dominates it), so it only describes the run.
+    #[serde(default = "default_top_p")]
+    pub top_p: f64,
     /// Multi-token prediction: the model's MTP layer drafts tokens that the
     /// next step verifies. Off when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -167,6 +174,33 @@ pub struct Mtp {
 
 fn default_top_k() -> u32 {
     50
+}
+
+fn default_top_p() -> f64 {
+    0.9
+}
+
+/// How the next token is chosen from a request's logits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decoding {
+    /// The most likely token.
+    Greedy,
+    /// A draw among the `top_k` most likely.
+    #[default]
+    TopK,
+    /// A draw among the fewest most likely tokens whose probabilities reach `top_p`.
+    TopP,
+}
+
+impl Scenario {
+    /// Candidates each device keeps when sampling there: one for greedy, else `top_k`.
+    pub fn device_candidates(&self) -> u32 {
+        match self.decoding {
+            Decoding::Greedy => 1,
+            Decoding::TopK | Decoding::TopP => self.top_k,
+        }
+    }
 }
 
 /// Where sampling happens.
@@ -337,6 +371,9 @@ fn validate(w: &WorkloadSpec) -> Vec<Invalid> {
                 format!("expected a probability from 0 to 1, found {}", mtp.acceptance),
             ));
         }
+    }
+    if !(s.top_p > 0.0 && s.top_p <= 1.0) {
+        out.push(Invalid::new("scenario.top_p", format!("expected a probability in (0, 1], found {}", s.top_p)));
     }
     if s.top_k == 0 {
         out.push(Invalid::new("scenario.top_k", "expected at least 1, found 0"));

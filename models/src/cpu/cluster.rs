@@ -1,11 +1,18 @@
 //! The CPU cluster: cores that run host tasks, sharing the host's DRAM.
 //!
 //! A task is described by its work — instructions and the parallelism they
-//! allow, vector FLOPs, bytes of memory it streams — and split over up to
-//! `threads` cores. A thread takes the longer of its compute time (cycles at
-//! the core's clock) and its memory time: its bytes go to the DRAM controller,
-//! whose channels all cores share, and no core draws more than its own
-//! miss-level parallelism allows. Threads wait for a free core.
+//! allow, vector FLOPs, bytes of memory it reads and the working set they
+//! come from — and split over up to `threads` cores. A thread takes the
+//! longer of its compute time (cycles at the core's clock) and its memory
+//! time. Threads wait for a free core.
+//!
+//! Memory time: the first touch of the working set comes from DRAM, whose
+//! channels all cores share (so contention shows), at most at what the
+//! core's misses in flight allow. Reuse beyond it hits each cache level in
+//! the proportion of the working set the level holds (accesses spread over
+//! the working set: a level of capacity C serves min(1, C/W) of them), at
+//! that level's streaming bandwidth; the shared last-level cache is split
+//! among the cores that run. What no level holds goes to DRAM.
 
 use crate::msg::{MemRequest, Msg};
 use crate::units::Bandwidth;
@@ -24,8 +31,11 @@ pub struct HostTask {
     pub ilp: f64,
     /// FP32 vector FLOPs, all threads together.
     pub vector_flops: u64,
-    /// Bytes streamed from or to DRAM, all threads together.
+    /// Bytes read or written, all threads together.
     pub bytes: u64,
+    /// Distinct bytes among them, all threads together; each thread works on
+    /// its share. Zero for as many as `bytes` (data streamed once).
+    pub working_set: u64,
     /// Cores the work is split over.
     pub threads: u32,
 }
@@ -41,6 +51,49 @@ pub struct CpuConfig {
     /// The most one core can draw from DRAM.
     pub core_bandwidth: Bandwidth,
     pub dram_latency: Time,
+    /// L1, L2, then the last level (shared) if there is one.
+    pub caches: Vec<CacheLevel>,
+}
+
+/// One cache level as the model sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CacheLevel {
+    pub name: &'static str,
+    /// Per core, or for the node when shared.
+    pub size: u64,
+    pub shared: bool,
+    /// What one core streams from it.
+    pub bandwidth: Bandwidth,
+}
+
+/// Where a thread's bytes come from: per cache level, then DRAM's first touches and misses.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Served {
+    pub from_cache: Vec<u64>,
+    pub from_dram: u64,
+    /// Time to stream the cached part.
+    pub cache_time: Time,
+}
+
+impl CpuConfig {
+    /// Where `bytes` of a thread with `working_set` distinct bytes come
+    /// from, with `running` cores sharing the last level.
+    pub fn serve(&self, bytes: u64, working_set: u64, running: u32) -> Served {
+        let w = if working_set == 0 { bytes } else { working_set.min(bytes) };
+        let reuse = bytes - w;
+        let mut from_cache = Vec::with_capacity(self.caches.len());
+        let (mut held_before, mut cache_time) = (0.0f64, Time::ZERO);
+        for level in &self.caches {
+            let size = if level.shared { level.size / running.max(1) as u64 } else { level.size };
+            let held = (size as f64 / w.max(1) as f64).min(1.0);
+            let hits = (reuse as f64 * (held - held_before).max(0.0)).round() as u64;
+            held_before = held_before.max(held);
+            cache_time += level.bandwidth.time_for(hits);
+            from_cache.push(hits);
+        }
+        let from_dram = bytes - from_cache.iter().sum::<u64>();
+        Served { from_cache, from_dram, cache_time }
+    }
 }
 
 #[derive(Debug)]
@@ -70,12 +123,18 @@ pub struct CpuCluster {
     busy_core_ps: u64,
     tasks_done: u64,
     per_name: Vec<(&'static str, u64, u64)>,
+    /// Bytes served by each cache level, and from DRAM.
+    cache_bytes: Vec<u64>,
+    dram_bytes: u64,
 }
 
 impl CpuCluster {
     pub fn new(cfg: CpuConfig) -> CpuCluster {
         let free_cores = cfg.cores;
+        let cache_bytes = vec![0; cfg.caches.len()];
         CpuCluster {
+            cache_bytes,
+            dram_bytes: 0,
             cfg,
             free_cores,
             queue: VecDeque::new(),
@@ -120,10 +179,18 @@ impl CpuCluster {
         let cycles = issue_cycles.max(vector_cycles);
         let first = self.cfg.clock.cycles_covering(now);
         let mut ready = self.cfg.clock.duration(Cycles(first.0 + cycles));
-        let bytes = task.bytes.div_ceil(threads);
+        let running = self.cfg.cores - self.free_cores;
+        let served = self.cfg.serve(task.bytes.div_ceil(threads), task.working_set.div_ceil(threads), running);
+        for (count, hits) in self.cache_bytes.iter_mut().zip(&served.from_cache) {
+            *count += hits;
+        }
+        self.dram_bytes += served.from_dram;
+        ready = ready.max(now + served.cache_time);
+        let bytes = served.from_dram;
         let index = Self::slot(&mut self.threads, ThreadRun { task: task_index, started: now, pending: 1 });
         if bytes > 0 {
-            ready = ready.max(now + self.cfg.dram_latency + self.cfg.core_bandwidth.time_for(bytes));
+            ready =
+                ready.max(now + self.cfg.dram_latency + served.cache_time + self.cfg.core_bandwidth.time_for(bytes));
             let req = MemRequest {
                 addr: self.next_addr,
                 bytes,
@@ -201,6 +268,10 @@ impl Component<Msg> for CpuCluster {
             .count("units.cpu.core", "cores", self.cfg.cores.into())
             .count("tasks", "host tasks completed", self.tasks_done)
             .scalar("actions.core_active_ps", Unit::Picoseconds, "core-time active, for energy", self.busy_core_ps);
+        for (level, bytes) in self.cfg.caches.iter().zip(&self.cache_bytes) {
+            s = s.bytes(format!("served.{}", level.name), "bytes host tasks read from this cache level", *bytes);
+        }
+        s = s.bytes("served.dram", "bytes host tasks read from DRAM (first touches and misses)", self.dram_bytes);
         for (name, count, ps) in &self.per_name {
             s = s.count(format!("task.{name}.count"), "tasks of this kind completed", *count).scalar(
                 format!("task.{name}.core_ps"),

@@ -2,4 +2,4 @@
 
 mod cluster;
 
-pub use cluster::{CpuCluster, CpuConfig, HostTask};
+pub use cluster::{CacheLevel, CpuCluster, CpuConfig, HostTask, Served};

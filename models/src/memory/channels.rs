@@ -59,7 +59,7 @@ pub struct ChannelMemory {
 
 /// What a memory does not take from a replay: what it is, and the refreshes
 /// its own clock accrues.
-pub(crate) const NOT_REPLAYED: &[&str] = &["units.", "actions.refresh"];
+pub const NOT_REPLAYED: &[&str] = &["units.", "actions.refresh"];
 
 impl ChannelMemory {
     pub fn new(cfg: ChannelMemoryConfig) -> ChannelMemory {
@@ -152,7 +152,7 @@ impl Component<Msg> for ChannelMemory {
     fn handle(&mut self, msg: Msg, ctx: &mut Ctx<'_, Msg>) {
         let req = match msg {
             Msg::Mem(req) => req,
-            Msg::Replay { stats } => return self.replayed.add(&stats),
+            Msg::Replay { records } => return records.iter().for_each(|(r, n)| self.replayed.add(r, *n)),
             other => {
                 debug_assert!(false, "memory received {other:?}");
                 return;

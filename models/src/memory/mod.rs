@@ -5,6 +5,6 @@ mod channels;
 mod hbm;
 mod mapping;
 
-pub use channels::{ChannelMemory, ChannelMemoryConfig, Refresh};
+pub use channels::{ChannelMemory, ChannelMemoryConfig, NOT_REPLAYED, Refresh};
 pub use hbm::{Hbm, HbmConfig};
 pub use mapping::{AddressMapping, Coord, Field, Organization, Resolved};

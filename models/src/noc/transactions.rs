@@ -384,7 +384,7 @@ impl Component<Msg> for TransactionNetwork {
         match msg {
             Msg::Noc { from, to, msg } => self.carry(from, to, *msg, ctx),
             Msg::Done { token } => self.reply(token, ctx),
-            Msg::Replay { stats } => self.replayed.add(&stats),
+            Msg::Replay { records } => records.iter().for_each(|(r, n)| self.replayed.add(r, *n)),
             other => debug_assert!(false, "network received {other:?}"),
         }
     }

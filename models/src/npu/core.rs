@@ -579,7 +579,7 @@ impl Component<Msg> for Core {
                 self.issue(ctx);
             }
             Msg::BarrierRelease => self.barrier_released(ctx),
-            Msg::Replay { stats } => self.replayed.add(&stats),
+            Msg::Replay { records } => records.iter().for_each(|(r, n)| self.replayed.add(r, *n)),
             other => debug_assert!(false, "core received {other:?}"),
         }
     }

@@ -20,7 +20,7 @@ use super::commands::{CommandKind, CommandList};
 use crate::machine::{self, Options};
 use crate::msg::Msg;
 use crate::spec::ChipletSpec;
-use sim_core::{Component, ComponentId, Ctx, Stats, SystemBuilder, Time};
+use sim_core::{Component, ComponentId, Ctx, Recorder, Recording, SystemBuilder, Time};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -29,10 +29,10 @@ use std::sync::{Arc, Mutex};
 pub struct Recorded {
     pub duration: Time,
     /// Per core index of the chiplet, the core's statistics (for cores that ran).
-    pub cores: Vec<(u32, Arc<Stats>)>,
-    pub memory: Arc<Stats>,
-    pub shared: Arc<Stats>,
-    pub network: Arc<Stats>,
+    pub cores: Vec<(u32, Arc<Recording>)>,
+    pub memory: Arc<Recording>,
+    pub shared: Arc<Recording>,
+    pub network: Arc<Recording>,
 }
 
 /// Records of commands by key, shared by the sequencers of one system.
@@ -41,12 +41,18 @@ pub struct ComputeMemo {
     chiplet: ChipletSpec,
     options: Options,
     records: Mutex<HashMap<u64, Arc<Recorded>>>,
+    recorder: Mutex<Recorder>,
 }
 
 impl ComputeMemo {
     /// A memo for chiplets like `chiplet`, modelled with `options`.
     pub fn new(chiplet: &ChipletSpec, options: Options) -> ComputeMemo {
-        ComputeMemo { chiplet: chiplet.clone(), options, records: Mutex::new(HashMap::new()) }
+        ComputeMemo {
+            chiplet: chiplet.clone(),
+            options,
+            records: Mutex::new(HashMap::new()),
+            recorder: Mutex::new(Recorder::default()),
+        }
     }
 
     /// The record of the work `key`, simulating `programs` if it is new.
@@ -57,6 +63,11 @@ impl ComputeMemo {
         let recorded = Arc::new(self.simulate(programs));
         self.records.lock().unwrap_or_else(|e| e.into_inner()).insert(key, Arc::clone(&recorded));
         recorded
+    }
+
+    /// The record of the work `key`, if it was simulated.
+    pub fn get(&self, key: u64) -> Option<Arc<Recorded>> {
+        self.records.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned()
     }
 
     /// Distinct commands simulated so far.
@@ -81,7 +92,8 @@ impl ComputeMemo {
         system.run_to_end();
         let duration = system.get::<Launcher>(launcher).and_then(|l| l.done).unwrap_or(system.now());
         let stats = system.stats();
-        let of = |id: ComponentId| Arc::new(stats[id.index()].stats.clone());
+        let mut recorder = self.recorder.lock().unwrap_or_else(|e| e.into_inner());
+        let mut of = |id: ComponentId| Arc::new(recorder.record(&stats[id.index()].stats));
         Recorded {
             duration,
             cores: programs.iter().map(|(c, _)| (*c, of(device.cores[*c as usize]))).collect(),

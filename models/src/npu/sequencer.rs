@@ -5,7 +5,7 @@ use super::commands::{CommandKind, CommandList};
 use super::memo::{ComputeMemo, Recorded};
 use crate::fabric::{Endpoint, Routes};
 use crate::msg::{Chunk, Msg};
-use sim_core::{BusyTime, Component, ComponentId, Ctx, Dataflow, Stats, Time, Unit};
+use sim_core::{BusyTime, Component, ComponentId, Ctx, Dataflow, Recording, Stats, Time, Unit};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -53,6 +53,10 @@ pub struct Sequencer {
     faults: u64,
     /// When the replayed commands running now are done.
     replay_free: Time,
+    /// Commands replayed in the list running now, and how often each: the
+    /// components get what they counted once, when the list is done.
+    replays: Vec<(Arc<Recorded>, u64)>,
+    replay_index: HashMap<usize, usize>,
 }
 
 impl Sequencer {
@@ -68,6 +72,8 @@ impl Sequencer {
             sent_bytes: 0,
             faults: 0,
             replay_free: Time::ZERO,
+            replays: Vec::new(),
+            replay_index: HashMap::new(),
         }
     }
 
@@ -100,13 +106,19 @@ impl Sequencer {
         let list = Arc::clone(&run.list);
         match &list.commands[index as usize].kind {
             CommandKind::Compute { programs, memo } => {
-                if programs.is_empty() {
-                    return self.complete(index, ctx);
-                }
-                if let (Some(key), Some(recorded)) = (memo, self.cfg.memo.as_ref()) {
-                    let recorded = recorded.record(*key, programs);
+                // A command of recorded work may come without its programs.
+                let recorded = match (memo, self.cfg.memo.as_ref()) {
+                    (Some(key), Some(m)) => {
+                        m.get(*key).or_else(|| (!programs.is_empty()).then(|| m.record(*key, programs)))
+                    }
+                    _ => None,
+                };
+                if let Some(recorded) = recorded {
                     run.cores_left[index as usize] = 1;
                     return self.replay(index, &recorded, ctx);
+                }
+                if programs.is_empty() {
+                    return self.complete(index, ctx);
                 }
                 run.cores_left[index as usize] = programs.len() as u32;
                 for (core, program) in programs {
@@ -153,24 +165,49 @@ impl Sequencer {
     }
 
     /// Run a recorded command: the chiplet's replayed commands follow each
-    /// other, each taking its recorded time; its components are handed what
-    /// they counted.
-    fn replay(&mut self, index: u32, recorded: &Recorded, ctx: &mut Ctx<'_, Msg>) {
+    /// other, each taking its recorded time; what its components counted is
+    /// handed to them when the list is done.
+    fn replay(&mut self, index: u32, recorded: &Arc<Recorded>, ctx: &mut Ctx<'_, Msg>) {
         let start = ctx.now().max(self.replay_free);
         self.replay_free = start + recorded.duration;
-        for (core, stats) in &recorded.cores {
-            if let Some(&target) = self.cfg.cores.get(*core as usize) {
-                ctx.send(target, Time::ZERO, Msg::Replay { stats: Arc::clone(stats) });
+        let at = Arc::as_ptr(recorded) as usize;
+        match self.replay_index.get(&at) {
+            Some(&i) => self.replays[i].1 += 1,
+            None => {
+                self.replay_index.insert(at, self.replays.len());
+                self.replays.push((Arc::clone(recorded), 1));
             }
         }
-        for (target, stats) in [
-            (self.cfg.memory, &recorded.memory),
-            (self.cfg.shared, &recorded.shared),
-            (self.cfg.network, &recorded.network),
-        ] {
-            ctx.send(target, Time::ZERO, Msg::Replay { stats: Arc::clone(stats) });
-        }
         ctx.send_at(ctx.me(), self.replay_free, Msg::Done { token: index as u64 });
+    }
+
+    /// Hand each component what the replayed commands of the list counted.
+    fn report_replays(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        if self.replays.is_empty() {
+            return;
+        }
+        let mut to: HashMap<ComponentId, Vec<(Arc<Recording>, u64)>> = HashMap::new();
+        for (recorded, times) in self.replays.drain(..) {
+            for (core, stats) in &recorded.cores {
+                if let Some(&target) = self.cfg.cores.get(*core as usize) {
+                    to.entry(target).or_default().push((Arc::clone(stats), times));
+                }
+            }
+            for (target, stats) in [
+                (self.cfg.memory, &recorded.memory),
+                (self.cfg.shared, &recorded.shared),
+                (self.cfg.network, &recorded.network),
+            ] {
+                to.entry(target).or_default().push((Arc::clone(stats), times));
+            }
+        }
+        self.replay_index.clear();
+        let mut to: Vec<_> = to.into_iter().collect();
+        // In component order, so that runs are the same every time.
+        to.sort_unstable_by_key(|(target, _)| target.index());
+        for (target, records) in to {
+            ctx.send(target, Time::ZERO, Msg::Replay { records });
+        }
     }
 
     fn complete(&mut self, index: u32, ctx: &mut Ctx<'_, Msg>) {
@@ -186,6 +223,8 @@ impl Sequencer {
     }
 
     fn finish(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        // Before the list's Done, so that whoever it tells sees the counts.
+        self.report_replays(ctx);
         if let Some(run) = self.run.take() {
             self.busy.record(run.started, ctx.now());
             self.lists += 1;

@@ -40,6 +40,11 @@ pub struct CacheSpec {
     pub size: Bytes,
     /// Load-to-use latency, in core cycles.
     pub latency_cycles: u32,
+    /// What one core streams from this level when its data fit there. When
+    /// absent: its misses in flight over the latency (Little's law), at most
+    /// a 64-byte line per cycle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth: Option<Bandwidth>,
 }
 
 /// The host's main memory.

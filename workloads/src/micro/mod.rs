@@ -3,6 +3,7 @@
 //! each on the smallest part of a system that shows it.
 
 mod collective;
+mod cpu;
 mod driver;
 mod gemm;
 mod memory;
@@ -10,6 +11,7 @@ mod noc;
 mod programs;
 
 pub use collective::{CollectiveBench, CollectiveRun, LinkUse, collective};
+pub use cpu::{CpuBench, CpuRun, cpu};
 pub use gemm::{GemmBench, GemmPlanFigures, GemmRun, gemm};
 pub use memory::{MemoryBench, MemoryRun, Pattern, PatternRequests, RequestSource, memory};
 pub use noc::{LatencyCycles, NocBench, NocPattern, NocPoint, NocRun, noc};

@@ -582,7 +582,7 @@ impl Component<Msg> for Hbm {
                 let now = self.cycle(ctx.now());
                 self.decide(ch, now, ctx);
             }
-            Msg::Replay { stats } => self.replayed.add(&stats),
+            Msg::Replay { records } => records.iter().for_each(|(r, n)| self.replayed.add(r, *n)),
             other => debug_assert!(false, "memory received {other:?}"),
         }
     }
