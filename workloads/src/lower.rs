@@ -192,6 +192,14 @@ fn round_up(x: u32, bits: u32) -> u32 {
     x.div_ceil(step) * step
 }
 
+/// The programs of `kernel` in op `op`. Each op's tensors get their own
+/// region; the layout is the same on every device.
+fn compile(kernels: &mut KernelCompiler, kernel: &Kernel, op: u32) -> Result<SharedPrograms, KernelError> {
+    let at = Tensors { weights: (op as u64) << 34, activations: (1 << 60) | ((op as u64) << 40) };
+    let built = kernels.lower(kernel, at)?;
+    Ok(Arc::new(built.into_iter().map(|(c, p)| (c, Arc::new(PreparedProgram::new(p)))).collect()))
+}
+
 /// Tag of the transfers of op `op` in step `step`.
 pub fn tag(step: u64, op: u32) -> u64 {
     (step << 24) | op as u64
@@ -225,18 +233,10 @@ impl Lowerer {
             return Ok(w.runs.then_some((programs, Some(w.key))));
         }
         let key = works.len() as u64;
-        let programs = self.compile(kernel, op)?;
+        let programs = compile(&mut self.kernels, kernel, op)?;
         let runs = !programs.is_empty();
-        let (_, works) = self.replay.as_mut().expect("replaying");
         works.insert(work, Work { key, programs: Some(Arc::clone(&programs)), runs });
         Ok(runs.then_some((programs, Some(key))))
-    }
-
-    fn compile(&mut self, kernel: &Kernel, op: u32) -> Result<SharedPrograms, KernelError> {
-        // Each op's tensors get their own region; the layout is the same on every device.
-        let at = Tensors { weights: (op as u64) << 34, activations: (1 << 60) | ((op as u64) << 40) };
-        let built = self.kernels.lower(kernel, at)?;
-        Ok(Arc::new(built.into_iter().map(|(c, p)| (c, Arc::new(PreparedProgram::new(p)))).collect()))
     }
 
     pub fn target(&self) -> &CoreTarget {
@@ -249,7 +249,7 @@ impl Lowerer {
         if let Some(p) = self.cache.get(&key) {
             return Ok(Arc::clone(p));
         }
-        let built = self.compile(kernel, op)?;
+        let built = compile(&mut self.kernels, kernel, op)?;
         self.cache.insert(key, Arc::clone(&built));
         Ok(built)
     }

@@ -6,8 +6,11 @@ use super::memo::{ComputeMemo, Recorded};
 use crate::fabric::{Endpoint, Routes};
 use crate::msg::{Chunk, Msg};
 use sim_core::{BusyTime, Component, ComponentId, Ctx, Dataflow, Recording, Stats, Time, Unit};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
+
+/// A record and how often it was replayed.
+type Replays = (Arc<Recording>, u64);
 
 #[derive(Clone, Debug)]
 pub struct SequencerConfig {
@@ -186,11 +189,15 @@ impl Sequencer {
         if self.replays.is_empty() {
             return;
         }
-        let mut to: HashMap<ComponentId, Vec<(Arc<Recording>, u64)>> = HashMap::new();
+        // By component, in component order, so that runs are the same every time.
+        let mut to: BTreeMap<usize, (ComponentId, Vec<Replays>)> = BTreeMap::new();
+        let mut book = |target: ComponentId, stats: &Arc<Recording>, times: u64| {
+            to.entry(target.index()).or_insert_with(|| (target, Vec::new())).1.push((Arc::clone(stats), times));
+        };
         for (recorded, times) in self.replays.drain(..) {
             for (core, stats) in &recorded.cores {
                 if let Some(&target) = self.cfg.cores.get(*core as usize) {
-                    to.entry(target).or_default().push((Arc::clone(stats), times));
+                    book(target, stats, times);
                 }
             }
             for (target, stats) in [
@@ -198,14 +205,11 @@ impl Sequencer {
                 (self.cfg.shared, &recorded.shared),
                 (self.cfg.network, &recorded.network),
             ] {
-                to.entry(target).or_default().push((Arc::clone(stats), times));
+                book(target, stats, times);
             }
         }
         self.replay_index.clear();
-        let mut to: Vec<_> = to.into_iter().collect();
-        // In component order, so that runs are the same every time.
-        to.sort_unstable_by_key(|(target, _)| target.index());
-        for (target, records) in to {
+        for (target, records) in to.into_values() {
             ctx.send(target, Time::ZERO, Msg::Replay { records });
         }
     }
