@@ -111,9 +111,8 @@ impl Sequencer {
             CommandKind::Compute { programs, memo } => {
                 // A command of recorded work may come without its programs.
                 let recorded = match (memo, self.cfg.memo.as_ref()) {
-                    (Some(key), Some(m)) => {
-                        m.get(*key).or_else(|| (!programs.is_empty()).then(|| m.record(*key, programs)))
-                    }
+                    (Some(key), Some(m)) if programs.is_empty() => m.get(*key),
+                    (Some(key), Some(m)) => Some(m.record(*key, programs)),
                     _ => None,
                 };
                 if let Some(recorded) = recorded {

@@ -4,11 +4,12 @@
 //! core draws from each cache level and from DRAM, and what all cores draw
 //! from the shared DRAM channels.
 
+use super::driver::{Driver, Work};
 use models::cpu::HostTask;
 use models::msg::Msg;
 use models::spec::SystemSpec;
 use serde::Serialize;
-use sim_core::{Component, ComponentId, Ctx, Stats, SystemBuilder, Time};
+use sim_core::{SystemBuilder, Time};
 use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,7 +47,7 @@ pub fn cpu(spec: &SystemSpec, b: CpuBench) -> Result<CpuRun, String> {
         working_set: b.working_set * b.threads as u64,
         threads: b.threads,
     };
-    let stream = Stream { cpu: host.cpu, task: Some(Arc::new(task)), done: None };
+    let stream = Driver::posting(vec![(host.cpu, Work::Task(Arc::new(task)))]);
     let place = |r: Result<(), sim_core::BuildError>| r.map_err(|e| format!("internal error: {e}"));
     place(builder.place(host.runtime, stream))?;
     for other in &machine.hosts[1..] {
@@ -56,7 +57,7 @@ pub fn cpu(spec: &SystemSpec, b: CpuBench) -> Result<CpuRun, String> {
     let mut system = builder.build().map_err(|e| format!("internal error: {e}"))?;
     system.run_to_end();
     let done =
-        system.get::<Stream>(host.runtime).and_then(|s| s.done).ok_or("internal error: the stream never ended")?;
+        system.get::<Driver>(host.runtime).and_then(|d| d.done).ok_or("internal error: the stream never ended")?;
     let seconds = done.as_ps() as f64 * 1e-12;
     let stats = system.stats();
     let served = stats[host.cpu.index()]
@@ -75,32 +76,4 @@ pub fn cpu(spec: &SystemSpec, b: CpuBench) -> Result<CpuRun, String> {
         bandwidth_bytes_per_s: (b.bytes * b.threads as u64) as f64 / seconds,
         served,
     })
-}
-
-/// Hands the CPU one task and notes when it is done.
-#[derive(Debug)]
-struct Stream {
-    cpu: ComponentId,
-    task: Option<Arc<HostTask>>,
-    done: Option<Time>,
-}
-
-impl Component<Msg> for Stream {
-    fn kind(&self) -> &'static str {
-        "host.stream"
-    }
-    fn handle(&mut self, msg: Msg, ctx: &mut Ctx<'_, Msg>) {
-        match msg {
-            Msg::Wake { .. } => {
-                if let Some(task) = self.task.take() {
-                    ctx.send(self.cpu, Time::ZERO, Msg::HostTask { task, reply_to: ctx.me(), token: 0 });
-                }
-            }
-            Msg::Done { .. } => self.done = Some(ctx.now()),
-            _ => {}
-        }
-    }
-    fn stats(&self, _now: Time) -> Stats {
-        Stats::new()
-    }
 }

@@ -1,23 +1,36 @@
-//! The host side of a microbenchmark: posts command lists to sequencers and
-//! notes when the last one is done.
+//! The host side of a microbenchmark: posts work (command lists to
+//! sequencers, tasks to a CPU) and notes when the last of it is done.
 
+use models::cpu::HostTask;
 use models::msg::Msg;
 use models::npu::CommandList;
 use sim_core::{Component, ComponentId, Ctx, Time};
 use std::sync::Arc;
 
+/// Work the driver posts to a component when woken.
+#[derive(Debug)]
+pub(crate) enum Work {
+    Commands(Arc<CommandList>),
+    Task(Arc<HostTask>),
+}
+
 #[derive(Debug)]
 pub(crate) struct Driver {
-    lists: Vec<(ComponentId, Arc<CommandList>)>,
+    work: Vec<(ComponentId, Work)>,
     outstanding: usize,
-    /// When every list was done.
+    /// When all the work was done.
     pub(crate) done: Option<Time>,
 }
 
 impl Driver {
     /// Posts each `(sequencer, list)` when woken.
     pub(crate) fn new(lists: Vec<(ComponentId, Arc<CommandList>)>) -> Driver {
-        Driver { outstanding: lists.len(), lists, done: None }
+        Driver::posting(lists.into_iter().map(|(to, list)| (to, Work::Commands(list))).collect())
+    }
+
+    /// Posts each `(component, work)` when woken.
+    pub(crate) fn posting(work: Vec<(ComponentId, Work)>) -> Driver {
+        Driver { outstanding: work.len(), work, done: None }
     }
 }
 
@@ -28,9 +41,13 @@ impl Component<Msg> for Driver {
     fn handle(&mut self, msg: Msg, ctx: &mut Ctx<'_, Msg>) {
         match msg {
             Msg::Wake { .. } => {
-                for (token, (sequencer, list)) in self.lists.drain(..).enumerate() {
-                    let reply_to = ctx.me();
-                    ctx.send(sequencer, Time::ZERO, Msg::RunCommands { list, reply_to, token: token as u64 });
+                for (token, (to, work)) in self.work.drain(..).enumerate() {
+                    let (reply_to, token) = (ctx.me(), token as u64);
+                    let msg = match work {
+                        Work::Commands(list) => Msg::RunCommands { list, reply_to, token },
+                        Work::Task(task) => Msg::HostTask { task, reply_to, token },
+                    };
+                    ctx.send(to, Time::ZERO, msg);
                 }
             }
             Msg::Done { .. } => {
