@@ -97,6 +97,14 @@ impl Program {
         id
     }
 
+    /// Declare a named buffer of `bytes` at `offset` (in the accumulators
+    /// that follow the scratchpad, say); later buffers are placed after it.
+    pub fn buffer_at(&mut self, name: impl Into<String>, offset: u64, bytes: u64) -> BufId {
+        let id = BufId(u16::try_from(self.buffers.len()).expect("at most 65,536 buffers per program"));
+        self.buffers.push(Buffer { name: name.into(), offset, bytes });
+        id
+    }
+
     pub fn push(&mut self, instr: Instr) -> usize {
         self.instrs.push(instr);
         self.instrs.len() - 1

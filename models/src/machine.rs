@@ -525,6 +525,7 @@ fn chiplet(
             pipeline_cycles: core.vector.pipeline_cycles,
         },
         scratchpad_bytes: core.scratchpad.size.get(),
+        accumulator_bytes: core.matrix.accumulators.map_or(0, |a| a.get()),
         port_bytes_per_cycle: core.scratchpad.banks as u64 * core.scratchpad.bank_width.get(),
         queue_depth: [core.dma.queue_depth, core.queue_depth, core.queue_depth, core.queue_depth],
         dma_max_outstanding: core.dma.max_outstanding,

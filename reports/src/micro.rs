@@ -25,6 +25,21 @@ fn engines(s: &mut String, r: &ProgramRun) {
         100.0 * r.memory_bandwidth_bytes_per_s / (r.memory_peak_bytes_per_s * r.memory_model_efficiency),
         100.0 * r.memory_model_efficiency
     );
+    if r.shared_read_bytes + r.shared_write_bytes > 0 {
+        let _ = writeln!(
+            s,
+            "  shared SRAM         {:.2} MB read, {:.2} MB written: {:.1} GB/s",
+            r.shared_read_bytes as f64 / 1e6,
+            r.shared_write_bytes as f64 / 1e6,
+            (r.shared_read_bytes + r.shared_write_bytes) as f64 / r.seconds.max(1e-15) / 1e9
+        );
+    }
+    let _ = writeln!(
+        s,
+        "  scratchpad ports    {:.2} MB moved, {:.1} GB/s per core",
+        r.scratchpad_bytes as f64 / 1e6,
+        r.scratchpad_bytes as f64 / r.seconds.max(1e-15) / 1e9 / r.cores.max(1) as f64
+    );
     for (core, bells) in &r.doorbells {
         let list: Vec<String> = bells.iter().map(|(t, v)| format!("{v} at {:.3} us", t * 1e6)).collect();
         let _ = writeln!(s, "  doorbells core {core}   {}", list.join(", "));
@@ -48,8 +63,8 @@ pub fn gemm_summary(g: &GemmRun) -> String {
     );
     let _ = writeln!(
         s,
-        "  plan                cores {} x {}, blocks {} x {}, k tile {}",
-        g.plan.grid.0, g.plan.grid.1, g.plan.block_m, g.plan.block_n, g.plan.tile_k
+        "  plan                cores {} x {}, blocks {} x {}, k tile {}, {} staged in shared SRAM",
+        g.plan.grid.0, g.plan.grid.1, g.plan.block_m, g.plan.block_n, g.plan.tile_k, g.plan.staged
     );
     let _ = writeln!(s, "  time                {} cycles = {:.3} us", r.cycles, r.seconds * 1e6);
     let _ = writeln!(
@@ -58,6 +73,13 @@ pub fn gemm_summary(g: &GemmRun) -> String {
         g.achieved_flops / 1e12,
         g.peak_flops / 1e12,
         g.utilization * 100.0
+    );
+    let _ = writeln!(
+        s,
+        "  device memory       {:.2} MB moved, {:.2}x the compulsory {:.2} MB (each operand and the output once)",
+        (r.memory_read_bytes + r.memory_write_bytes) as f64 / 1e6,
+        g.memory_traffic_ratio,
+        g.compulsory_bytes as f64 / 1e6
     );
     engines(&mut s, r);
     s

@@ -134,19 +134,25 @@ fn no_gemm_beats_its_physical_bounds_and_everything_is_conserved() {
         let issued: u64 = programs.iter().map(|(_, p)| p.instrs.len() as u64).sum();
         let retired: u64 = r.engines.instructions_retired.values().sum();
         assert_eq!(retired, issued, "{m}x{n}x{k}");
-        let loads: u64 = programs
-            .iter()
-            .flat_map(|(_, p)| &p.instrs)
-            .filter(|i| matches!(i, isa::Instr::Load { .. }))
-            .map(|i| i.dma_bytes())
-            .sum();
-        let stores: u64 = programs
-            .iter()
-            .flat_map(|(_, p)| &p.instrs)
-            .filter(|i| matches!(i, isa::Instr::Store { .. }))
-            .map(|i| i.dma_bytes())
-            .sum();
-        assert_eq!((r.memory_read_bytes, r.memory_write_bytes), (loads, stores), "{m}x{n}x{k}");
+        // Device memory and the shared SRAM each served exactly the bytes the programs asked of them.
+        let moved = |shared: bool, load: bool| -> u64 {
+            programs
+                .iter()
+                .flat_map(|(_, p)| &p.instrs)
+                .filter(|i| match i {
+                    isa::Instr::Load { src, .. } => load && matches!(src, isa::MemRef::Shared(_)) == shared,
+                    isa::Instr::Store { dst, .. } => !load && matches!(dst, isa::MemRef::Shared(_)) == shared,
+                    _ => false,
+                })
+                .map(|i| i.dma_bytes())
+                .sum()
+        };
+        assert_eq!(
+            (r.memory_read_bytes, r.memory_write_bytes),
+            (moved(false, true), moved(false, false)),
+            "{m}x{n}x{k}"
+        );
+        assert_eq!((r.shared_read_bytes, r.shared_write_bytes), (moved(true, true), moved(true, false)), "{m}x{n}x{k}");
         // The GEMM did all its multiply-accumulates.
         let macs: u64 = programs.iter().flat_map(|(_, p)| &p.instrs).map(|i| i.macs()).sum();
         assert_eq!(macs, m as u64 * n as u64 * k as u64);

@@ -80,3 +80,11 @@ fn a_missing_file() {
     assert_eq!(out.status, 2);
     assert!(out.stderr.contains("no/such/file.toml: cannot read the file"), "{}", out.stderr);
 }
+
+#[test]
+fn an_empty_operand_block() {
+    let e =
+        refused("base = \"h100-node\"\n[node.card.chiplet.core.matrix]\noperand_block = { rows = 0, cols = 256 }\n");
+    assert!(e.contains("node.card.chiplet.core.matrix.operand_block"), "{e}");
+    assert!(e.contains("found 0 x 256"), "{e}");
+}

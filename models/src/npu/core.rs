@@ -32,6 +32,8 @@ pub struct CoreConfig {
     pub matrix: MatrixShape,
     pub vector: VectorShape,
     pub scratchpad_bytes: u64,
+    /// Accumulator storage beside the scratchpad, addressed after it.
+    pub accumulator_bytes: u64,
     /// Bytes the scratchpad's ports move per cycle, all banks together.
     pub port_bytes_per_cycle: u64,
     /// Instructions each engine's queue holds, by [`Engine::index`].
@@ -160,7 +162,7 @@ impl Core {
 
     fn start(&mut self, launch: Launch, ctx: &mut Ctx<'_, Msg>) {
         let prepared = &launch.program;
-        if !prepared.fits(self.cfg.scratchpad_bytes) {
+        if !prepared.fits(self.cfg.scratchpad_bytes + self.cfg.accumulator_bytes) {
             // Lowering and the assembler check programs against the spec; count any that slip through.
             self.faults += 1;
         }
@@ -315,7 +317,13 @@ impl Core {
         let Some(run) = self.run.as_ref() else { return false };
         let program = Arc::clone(&run.launch.program);
         let instr = &program.program().instrs[index as usize];
-        let (timing, traffic) = self.account_compute(instr);
+        let partials_in_scratchpad = match instr {
+            Instr::MatMul { c, .. } => {
+                program.program().buffers.get(c.0 as usize).is_none_or(|b| b.offset < self.cfg.scratchpad_bytes)
+            }
+            _ => true,
+        };
+        let (timing, traffic) = self.account_compute(instr, partials_in_scratchpad);
         let e = engine.index();
         let ready = self.cfg.clock.cycles_covering(now).0;
         let start = self.free_cycle[e].max(ready + timing.fill);
@@ -348,12 +356,13 @@ impl Core {
     }
 
     /// The timing of a matrix or vector instruction and its scratchpad
-    /// traffic, counting its actions.
-    fn account_compute(&mut self, instr: &Instr) -> (StageTiming, u64) {
+    /// traffic, counting its actions. Partial sums cross the scratchpad's
+    /// ports unless the result buffer lies in the accumulators.
+    fn account_compute(&mut self, instr: &Instr, partials_in_scratchpad: bool) -> (StageTiming, u64) {
         match *instr {
             Instr::MatMul { m, n, k, dtype, acc, accumulate, .. } => {
                 self.macs[dtype as usize] += m as u64 * n as u64 * k as u64;
-                let traffic = self.cfg.matrix.scratchpad_bytes(m, n, k, dtype, acc, accumulate);
+                let traffic = self.cfg.matrix.scratchpad_bytes(m, n, k, dtype, acc, accumulate, partials_in_scratchpad);
                 self.sram_bits += traffic * 8;
                 let timing = self.cfg.matrix.timing(m, n, k, dtype).unwrap_or_else(|| {
                     self.faults += 1;

@@ -42,6 +42,9 @@ pub struct MatrixShape {
     pub dataflow: Dataflow,
     /// MACs per processing element per cycle, indexed by `Dtype as usize`; 0 = unsupported.
     pub macs_per_pe: [u32; 6],
+    /// Rows and columns of the output block whose operands an instruction
+    /// reads once and broadcasts; `None`: each array tile streams its own.
+    pub operand_block: Option<(u32, u32)>,
 }
 
 impl MatrixShape {
@@ -50,7 +53,14 @@ impl MatrixShape {
         for (dtype, rate) in &spec.macs_per_pe {
             macs_per_pe[*dtype as usize] = *rate;
         }
-        MatrixShape { engines: spec.engines, rows: spec.rows, cols: spec.cols, dataflow: spec.dataflow, macs_per_pe }
+        MatrixShape {
+            engines: spec.engines,
+            rows: spec.rows,
+            cols: spec.cols,
+            dataflow: spec.dataflow,
+            macs_per_pe,
+            operand_block: spec.operand_block.map(|b| (b.rows, b.cols)),
+        }
     }
 
     pub fn rate(&self, dtype: Dtype) -> u32 {
@@ -105,18 +115,44 @@ impl MatrixShape {
     }
 
     /// Bytes the array reads from and writes to the scratchpad for one
-    /// instruction: each stationary operand once, the streamed operand once
-    /// per tile of the other dimension, partial sums once per reduction tile.
-    pub fn scratchpad_bytes(&self, m: u32, n: u32, k: u32, dtype: Dtype, acc: Dtype, accumulate: bool) -> u64 {
+    /// instruction. Each operand is read once per block of the other
+    /// dimension that reuses it: with an operand block `Bm × Bn`, the `m × k`
+    /// operand once per `Bn` columns and the `k × n` one once per `Bm` rows;
+    /// without one, per array tile (weight-stationary holds the `k × n`
+    /// operand and streams the other once per `C` columns; input-stationary
+    /// the reverse; output-stationary streams both, once per `C` columns and
+    /// once per `R` rows). Partial sums held in the scratchpad
+    /// (`partials_in_scratchpad`) are written once per reduction pass and read
+    /// back when accumulating.
+    #[allow(clippy::too_many_arguments)]
+    pub fn scratchpad_bytes(
+        &self,
+        m: u32,
+        n: u32,
+        k: u32,
+        dtype: Dtype,
+        acc: Dtype,
+        accumulate: bool,
+        partials_in_scratchpad: bool,
+    ) -> u64 {
         let (m, n, k) = (m as u64, n as u64, k as u64);
         let (rows, cols, r) = (self.rows as u64, self.cols as u64, self.rate(dtype).max(1) as u64);
         let (b, ab) = (dtype.bytes(), acc.bytes());
-        let partials = |passes: u64| m * n * ab * (passes + u64::from(accumulate));
-        match self.dataflow {
-            Dataflow::WeightStationary => k * n * b + m * k * b * n.div_ceil(cols) + partials(k.div_ceil(rows * r)),
-            Dataflow::InputStationary => m * k * b + k * n * b * m.div_ceil(cols) + partials(k.div_ceil(rows * r)),
-            Dataflow::OutputStationary => m * k * b * n.div_ceil(cols) + k * n * b * m.div_ceil(rows) + partials(1),
+        let (per_m, per_n) = match (self.operand_block, self.dataflow) {
+            (Some((bm, bn)), _) => (bm as u64, bn as u64),
+            (None, Dataflow::WeightStationary) => (m.max(1), cols),
+            (None, Dataflow::InputStationary) => (cols, n.max(1)),
+            (None, Dataflow::OutputStationary) => (rows, cols),
+        };
+        let operands = m * k * b * n.div_ceil(per_n.max(1)) + k * n * b * m.div_ceil(per_m.max(1));
+        if !partials_in_scratchpad {
+            return operands;
         }
+        let passes = match self.dataflow {
+            Dataflow::OutputStationary => 1,
+            _ => k.div_ceil(rows * r),
+        };
+        operands + m * n * ab * (passes + u64::from(accumulate))
     }
 }
 
@@ -153,7 +189,7 @@ mod tests {
     use super::*;
 
     fn shape(dataflow: Dataflow) -> MatrixShape {
-        MatrixShape { engines: 1, rows: 64, cols: 64, dataflow, macs_per_pe: [2, 2, 1, 1, 0, 0] }
+        MatrixShape { engines: 1, rows: 64, cols: 64, dataflow, macs_per_pe: [2, 2, 1, 1, 0, 0], operand_block: None }
     }
 
     #[test]
@@ -170,6 +206,17 @@ mod tests {
             let ideal = 4096u64.pow(3) / (64 * 64 * 2);
             assert!(cycles >= ideal && (cycles as f64) < ideal as f64 * 1.01, "{dataflow:?}: {cycles} vs {ideal}");
         }
+    }
+
+    #[test]
+    fn an_operand_block_reads_each_operand_once_per_block() {
+        let mut s = shape(Dataflow::OutputStationary);
+        // Per 64 x 64 array tile: the inputs once per 64 columns, the weights once per 64 rows, partials twice.
+        let tiled = 128 * 128 * 4 + 128 * 256 * 2 + 128 * 256 * 4 * 2;
+        assert_eq!(s.scratchpad_bytes(128, 256, 128, Dtype::Fp8, Dtype::Fp32, true, true), tiled);
+        // A 64 x 256 operand block (Hopper's warpgroup MMA), accumulators in registers.
+        s.operand_block = Some((64, 256));
+        assert_eq!(s.scratchpad_bytes(128, 256, 128, Dtype::Fp8, Dtype::Fp32, true, false), 128 * 128 + 128 * 256 * 2);
     }
 
     #[test]

@@ -22,8 +22,8 @@ pub use links::{D2dSpec, D2dTopology, NetworkSpec, PcieSpec, PeerLinkSpec};
 pub use memory::{ControllerSpec, DramTiming, DramTimingSpec, MemoryEnergySpec, MemoryKind, MemorySpec};
 pub use noc::NocSpec;
 pub use npu::{
-    CardPowerSpec, CardSpec, ChipletEnergySpec, ChipletSpec, CoreSpec, Dataflow, DmaSpec, MatrixSpec, ScratchpadSpec,
-    SharedSramSpec, VectorSpec,
+    CardPowerSpec, CardSpec, ChipletEnergySpec, ChipletSpec, CoreSpec, Dataflow, DmaSpec, MatrixSpec, OperandBlock,
+    ScratchpadSpec, SharedSramSpec, VectorSpec,
 };
 pub use validate::validate;
 

@@ -105,6 +105,27 @@ pub struct MatrixSpec {
     /// Multiply-accumulates one processing element completes per cycle, per
     /// input dtype. A dtype not listed is not supported by the engine.
     pub macs_per_pe: BTreeMap<Dtype, u32>,
+    /// The output block whose operands one instruction reads from the
+    /// scratchpad once and broadcasts to every engine and processing element
+    /// that uses them (Hopper's warpgroup MMA: 64 x 256). Without it each
+    /// array tile streams its own operands: the inputs once per tile of
+    /// columns, the weights once per tile of rows (by dataflow, see `npu::timing`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operand_block: Option<OperandBlock>,
+    /// Storage for accumulators beside the scratchpad (a GPU's register
+    /// file, an NPU's accumulator SRAM). Programs address it after the
+    /// scratchpad; partial sums kept there do not cross the scratchpad's
+    /// ports. Without it accumulators live in the scratchpad.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accumulators: Option<Bytes>,
+}
+
+/// Rows and columns of an output block (see [`MatrixSpec::operand_block`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperandBlock {
+    pub rows: u32,
+    pub cols: u32,
 }
 
 /// The vector engine of a core.

@@ -146,6 +146,22 @@ fn chiplet_checks(out: &mut Vec<Invalid>, c: &ChipletSpec) {
             ));
         }
     }
+    if let Some(b) = m.operand_block
+        && (b.rows == 0 || b.cols == 0 || b.rows > 1 << 16 || b.cols > 1 << 16)
+    {
+        out.push(Invalid::new(
+            "node.card.chiplet.core.matrix.operand_block",
+            format!("expected rows and cols from 1 to 65,536, found {} x {}", b.rows, b.cols),
+        ));
+    }
+    if let Some(a) = m.accumulators
+        && a.get() > 1 << 40
+    {
+        out.push(Invalid::new(
+            "node.card.chiplet.core.matrix.accumulators",
+            format!("expected at most 1 TiB of accumulator storage per core, found {a}"),
+        ));
+    }
     noc_checks(out, "node.card.chiplet.noc", &c.noc, Some(c.cores));
     if c.core.scratchpad.size.get() < 4096 {
         out.push(Invalid::new(

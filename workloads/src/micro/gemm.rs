@@ -27,6 +27,11 @@ pub struct GemmRun {
     pub k: u32,
     pub dtype: Dtype,
     pub plan: GemmPlanFigures,
+    /// Bytes a GEMM must move to and from device memory at the least: each
+    /// input, weight and output element once.
+    pub compulsory_bytes: u64,
+    /// Device-memory bytes moved over the compulsory bytes.
+    pub memory_traffic_ratio: f64,
     pub achieved_flops: f64,
     pub peak_flops: f64,
     /// Achieved over peak FLOP/s of the cores used.
@@ -35,12 +40,14 @@ pub struct GemmRun {
     pub run: ProgramRun,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct GemmPlanFigures {
     pub grid: (u32, u32),
     pub block_m: u64,
     pub block_n: u64,
     pub tile_k: u64,
+    /// The operands staged once in the shared SRAM: "nothing", "inputs", "weights" or "inputs and weights".
+    pub staged: String,
 }
 
 /// Lower a GEMM as a model run would, run it on chiplet 0, and measure it.
@@ -64,12 +71,22 @@ pub fn gemm(spec: &SystemSpec, bench: GemmBench) -> Result<GemmRun, String> {
     let peak = card.chiplet.peak_flops(bench.dtype) * target.cores as f64 / card.chiplet.cores as f64;
     let flops = 2.0 * bench.m as f64 * bench.n as f64 * bench.k as f64;
     let achieved = if run.seconds > 0.0 { flops / run.seconds } else { 0.0 };
+    let (m, n, k, b) = (bench.m as u64, bench.n as u64, bench.k as u64, bench.dtype.bytes());
+    let compulsory = (m * k + k * n + m * n) * b;
     Ok(GemmRun {
         m: bench.m,
         n: bench.n,
         k: bench.k,
         dtype: bench.dtype,
-        plan: GemmPlanFigures { grid: plan.grid, block_m: plan.block_m, block_n: plan.block_n, tile_k: plan.tile_k },
+        plan: GemmPlanFigures {
+            grid: plan.grid,
+            block_m: plan.block_m,
+            block_n: plan.block_n,
+            tile_k: plan.tile_k,
+            staged: plan.staging.to_string(),
+        },
+        compulsory_bytes: compulsory,
+        memory_traffic_ratio: (run.memory_read_bytes + run.memory_write_bytes) as f64 / compulsory as f64,
         achieved_flops: achieved,
         peak_flops: peak,
         utilization: achieved / peak,

@@ -51,6 +51,11 @@ pub struct ProgramRun {
     pub engines: EngineFigures,
     pub memory_read_bytes: u64,
     pub memory_write_bytes: u64,
+    /// Bytes the cores loaded from and stored to the chiplet's shared SRAM.
+    pub shared_read_bytes: u64,
+    pub shared_write_bytes: u64,
+    /// Bytes the cores' scratchpad ports moved (engine operands, DMA data, peer accesses).
+    pub scratchpad_bytes: u64,
     /// Device-memory bytes moved per second over the run.
     pub memory_bandwidth_bytes_per_s: f64,
     pub memory_peak_bytes_per_s: f64,
@@ -72,7 +77,7 @@ pub fn run_programs(spec: &SystemSpec, programs: &[(u32, Program)], compute_only
                 target.cores - 1
             ));
         }
-        program.check(target.scratchpad).map_err(|e| format!("core {core}: {e}"))?;
+        program.check(target.local_bytes()).map_err(|e| format!("core {core}: {e}"))?;
     }
     let mut list = CommandList::default();
     let prepared = programs.iter().map(|(c, p)| (*c, Arc::new(PreparedProgram::new(p.clone())))).collect();
@@ -121,6 +126,8 @@ pub fn run_programs(spec: &SystemSpec, programs: &[(u32, Program)], compute_only
     let memory = &stats[device.memory.index()].stats;
     let read = memory.scalar_value("read_bytes").unwrap_or(0);
     let written = memory.scalar_value("write_bytes").unwrap_or(0);
+    let shared = &stats[device.shared.index()].stats;
+    let scratchpad_bits: u64 = core_stats.iter().filter_map(|c| c.stats.scalar_value("actions.sram_bits")).sum();
     let mem = &card.chiplet.memory;
     let doorbells = device
         .cores
@@ -142,6 +149,9 @@ pub fn run_programs(spec: &SystemSpec, programs: &[(u32, Program)], compute_only
         engines,
         memory_read_bytes: read,
         memory_write_bytes: written,
+        shared_read_bytes: shared.scalar_value("read_bytes").unwrap_or(0),
+        shared_write_bytes: shared.scalar_value("write_bytes").unwrap_or(0),
+        scratchpad_bytes: scratchpad_bits / 8,
         memory_bandwidth_bytes_per_s: if done > Time::ZERO {
             (read + written) as f64 / done.as_secs_f64()
         } else {
