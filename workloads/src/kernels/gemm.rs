@@ -246,49 +246,45 @@ fn plan(m: u64, n: u64, k: u64, wd: Dtype, ad: Dtype, t: &CoreTarget, stage: boo
         let rows = split(m, pm, 1);
         let cols = split(n, pn, t.cols());
         let (mc, nc) = (rows[0].1 - rows[0].0, cols[0].1 - cols[0].0);
+        let shares: Vec<(u64, u64)> =
+            rows.iter().flat_map(|r| cols.iter().map(move |c| (r.1 - r.0, c.1 - c.0))).collect();
+        let mut tiling_for =
+            |s: Staging| *memo.entry((mc, nc, k, wd, ab, s)).or_insert_with(|| tile(mc, nc, k, wd, ab, s, t));
         // What to stage follows from how often each operand's bytes are read
         // under a tiling, and the tiling from what is staged: start from none, twice over.
         let (mut s, mut staged) = (Staging::NONE, 0);
-        for _ in 0..2 {
-            let tiling = *memo.entry((mc, nc, k, wd, ab, s)).or_insert_with(|| tile(mc, nc, k, wd, ab, s, t));
-            let (x, w) = rows
+        for _ in 0..if stage { 2 } else { 0 } {
+            let tiling = tiling_for(s);
+            let (x, w) = shares
                 .iter()
-                .flat_map(|r| cols.iter().map(move |c| (r.1 - r.0, c.1 - c.0)))
-                .map(|(mc, nc)| Traffic::of(mc, nc, k, tiling, wb, ab))
+                .map(|&(mc, nc)| Traffic::of(mc, nc, k, tiling, wb, ab))
                 .fold((0, 0), |(x, w), tr| (x + tr.inputs, w + tr.weights));
             let (xb, wbytes) = (m * k * ab, k * n * wb);
-            let reads = |total: u64, bytes: u64| if stage { total.div_ceil(bytes) } else { 1 };
-            let (x, w) = (Some((xb, reads(x, xb))), Some((wbytes, reads(w, wbytes))));
-            let (more, bytes) = choose_staging(x, w, t);
+            let (more, _) = choose_staging(Some((xb, x.div_ceil(xb))), Some((wbytes, w.div_ceil(wbytes))), t);
             let more = Staging { inputs: more.inputs || s.inputs, weights: more.weights || s.weights };
-            if more == s {
-                break;
-            }
             let both = u64::from(more.inputs) * xb + u64::from(more.weights) * wbytes;
-            if both > t.shared_sram {
+            if more == s || both > t.shared_sram {
                 break;
             }
-            (s, staged) = (more, both.max(bytes));
+            (s, staged) = (more, both);
         }
-        {
-            let tiling = *memo.entry((mc, nc, k, wd, ab, s)).or_insert_with(|| tile(mc, nc, k, wd, ab, s, t));
-            let cells = rows.iter().flat_map(|r| cols.iter().map(move |c| (r.1 - r.0, c.1 - c.0)));
-            let (traffic, shared) = cells
-                .map(|(mc, nc)| Traffic::of(mc, nc, k, tiling, wb, ab))
-                .fold((staged, 0), |(d, sh), tr| (d + tr.memory(s), sh + tr.shared(s)));
-            let busiest = estimate(mc, nc, k, tiling, wd, ab, s, t) + prologue(staged, cores, t);
-            let plan = GemmPlan {
-                grid: (rows.len() as u32, cols.len() as u32),
-                block_m: tiling.0,
-                block_n: tiling.1,
-                tile_k: tiling.2,
-                staging: s,
-                traffic,
-                shared_traffic: shared,
-            };
-            if best.is_none_or(|(b, p)| (busiest, traffic) < (b, p.traffic)) {
-                best = Some((busiest, plan));
-            }
+        let tiling = tiling_for(s);
+        let (traffic, shared) = shares
+            .iter()
+            .map(|&(mc, nc)| Traffic::of(mc, nc, k, tiling, wb, ab))
+            .fold((staged, 0), |(d, sh), tr| (d + tr.memory(s), sh + tr.shared(s)));
+        let busiest = estimate(mc, nc, k, tiling, wd, ab, s, t) + prologue(staged, cores, t);
+        let plan = GemmPlan {
+            grid: (rows.len() as u32, cols.len() as u32),
+            block_m: tiling.0,
+            block_n: tiling.1,
+            tile_k: tiling.2,
+            staging: s,
+            traffic,
+            shared_traffic: shared,
+        };
+        if best.is_none_or(|(b, p)| (busiest, traffic) < (b, p.traffic)) {
+            best = Some((busiest, plan));
         }
     }
     best.map(|(_, p)| p).expect("at least one core")
