@@ -2,7 +2,7 @@
 //! chiplet, its memory, its network, and collectives over a system's links.
 
 use std::fmt::Write;
-use workloads::micro::{CollectiveRun, CpuRun, GemmRun, MemoryRun, NocRun, ProgramRun};
+use workloads::micro::{AttentionRun, CollectiveRun, CpuRun, GemmRun, MemoryRun, NocRun, ProgramRun};
 
 fn engines(s: &mut String, r: &ProgramRun) {
     let busy: Vec<String> = r.engines.busy_fraction.iter().map(|(k, v)| format!("{k} {:.1}%", v * 100.0)).collect();
@@ -63,7 +63,7 @@ pub fn gemm_summary(g: &GemmRun) -> String {
     );
     let _ = writeln!(
         s,
-        "  plan                cores {} x {}, blocks {} x {}, k tile {}, {} staged in shared SRAM",
+        "  plan                cores {} x {}, blocks {} x {}, k tile {}; staged in shared SRAM: {}",
         g.plan.grid.0, g.plan.grid.1, g.plan.block_m, g.plan.block_n, g.plan.tile_k, g.plan.staged
     );
     let _ = writeln!(s, "  time                {} cycles = {:.3} us", r.cycles, r.seconds * 1e6);
@@ -80,6 +80,50 @@ pub fn gemm_summary(g: &GemmRun) -> String {
         (r.memory_read_bytes + r.memory_write_bytes) as f64 / 1e6,
         g.memory_traffic_ratio,
         g.compulsory_bytes as f64 / 1e6
+    );
+    engines(&mut s, r);
+    s
+}
+
+pub fn attention_summary(a: &AttentionRun) -> String {
+    let mut s = String::new();
+    let r = &a.run;
+    let _ = writeln!(
+        s,
+        "attention {} requests x {} queries x {} keys, {} heads over {} KV heads, qk {} v {}, {} on {} ({} cores{})",
+        a.requests,
+        a.queries,
+        a.context,
+        a.heads,
+        a.kv_heads,
+        a.qk_dim,
+        a.v_dim,
+        a.dtype,
+        r.hardware,
+        r.cores,
+        if r.compute_only { ", compute only" } else { "" }
+    );
+    let _ = writeln!(s, "  time                {} cycles = {:.3} us", r.cycles, r.seconds * 1e6);
+    let _ = writeln!(
+        s,
+        "  bandwidth           {:.1} GB/s of compulsory bytes, of {:.1} GB/s peak: {:.1}%",
+        a.achieved_bytes_per_s / 1e9,
+        r.memory_peak_bytes_per_s / 1e9,
+        100.0 * a.achieved_bytes_per_s / r.memory_peak_bytes_per_s.max(1.0)
+    );
+    let _ = writeln!(
+        s,
+        "  throughput          {:.1} TFLOP/s of {:.1} peak: {:.1}%",
+        a.achieved_flops / 1e12,
+        a.peak_flops / 1e12,
+        100.0 * a.achieved_flops / a.peak_flops.max(1.0)
+    );
+    let _ = writeln!(
+        s,
+        "  device memory       {:.2} MB moved, {:.2}x the compulsory {:.2} MB (the cache read once, queries and outputs once)",
+        (r.memory_read_bytes + r.memory_write_bytes) as f64 / 1e6,
+        a.memory_traffic_ratio,
+        a.compulsory_bytes as f64 / 1e6
     );
     engines(&mut s, r);
     s

@@ -262,3 +262,28 @@ fn micro_gemm_and_lower_on_the_command_line() {
     assert_eq!(out.status, 0, "{}", out.stderr);
     assert!(out.stdout.contains("GEMM") && out.stdout.contains("core 15"), "{}", out.stdout);
 }
+
+#[test]
+fn micro_attention_on_the_command_line() {
+    use npusim_tests::npusim;
+    let args = ["micro", "attention", "--hw", "rebel-quad", "--batch", "4", "--context", "1024", "--heads", "16", "--json"];
+    let out = npusim(&args);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    // The latent cache (576 BF16 values per token) is read once at the least.
+    let cache = 4 * 1024 * 576 * 2;
+    assert!(json["memory_read_bytes"].as_u64().unwrap() >= cache, "{}", out.stdout);
+    assert!(json["compulsory_bytes"].as_u64().unwrap() >= cache);
+    let prefill = ["micro", "attention", "--hw", "rebel-quad", "--form", "mha", "--queries", "256", "--context", "256"];
+    assert_eq!(npusim(&prefill).status, 0);
+    for (bad, says) in [
+        (&["micro", "attention", "--form", "gqa"][..], "--form gqa"),
+        (&["micro", "attention", "--queries", "8", "--context", "4"][..], "exceed the context"),
+        (&["micro", "attention", "--form", "mha", "--heads", "12", "--kv-heads", "8"][..], "multiple of the KV heads"),
+        (&["micro", "attention", "--batch", "0"][..], "requests must be at least 1"),
+    ] {
+        let out = npusim(bad);
+        assert_eq!(out.status, 2, "{bad:?}");
+        assert!(out.stderr.contains(says), "{bad:?}: {}", out.stderr);
+    }
+}

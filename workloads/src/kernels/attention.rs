@@ -5,7 +5,8 @@ use crate::graph::Kernel;
 use isa::{Dtype, Instr, Program, VectorOp};
 
 /// Attention in flash style: per unit of work (a request's KV head, split by
-/// query tiles in prefill or by context chunks in decode), load the queries,
+/// query tiles in prefill or by context chunks in decode, and by tiles of
+/// its query heads where they do not fit at once), load the queries,
 /// then per tile of the cache load keys and values, compute scores, the
 /// softmax pieces, and accumulate the output.
 pub(super) fn attention(kernel: &Kernel, t: &CoreTarget, at: Tensors) -> Result<CorePrograms, KernelError> {
@@ -30,18 +31,17 @@ pub(super) fn attention(kernel: &Kernel, t: &CoreTarget, at: Tensors) -> Result<
     let group = (heads as u64).div_ceil(kv);
     let per_token = cache_bytes_per_token.div_ceil(kv);
     let (q, c) = (queries as u64, context as u64);
-    let s = t.scratchpad;
-    // Query tile: rows of (query, head) pairs that share a KV head.
-    let q_t = q.min((256 / group).max(1));
-    let q_tiles = q.div_ceil(q_t);
-    let base_units = requests as u64 * kv * q_tiles;
+    let (q_t, h_t, l_t, place) = tiles(q, group, c, qk_dim as u64 * ab, v_dim as u64, per_token, t);
+    let (q_tiles, h_tiles) = (q.div_ceil(q_t), group.div_ceil(h_t));
+    let base_units = requests as u64 * kv * h_tiles * q_tiles;
     // In decode, split the context so every core has work.
     let chunks = if q == 1 { (t.cores as u64).div_ceil(base_units).max(1).min(c) } else { 1 };
     let chunk = c.div_ceil(chunks);
-    let rows_max = q_t * group;
-    let l_t = (s / 4 / per_token.max(1)).min(s / 8 / (rows_max * 4)).min(chunk).max(1);
+    let l_t = l_t.min(chunk);
+    let rows_max = q_t * h_t;
     let units = base_units * chunks;
     let per_core = units.div_ceil(t.cores as u64);
+    let o_bytes = rows_max * v_dim as u64 * 4;
     let mut out = Vec::new();
     for core in 0..t.cores as u64 {
         let first = core * per_core;
@@ -52,18 +52,29 @@ pub(super) fn attention(kernel: &Kernel, t: &CoreTarget, at: Tensors) -> Result<
         let mut p = Program::new();
         let qb = p.named_buffer("q", rows_max * qk_dim as u64 * ab);
         let kvb = [p.named_buffer("kv0", l_t * per_token), p.named_buffer("kv1", l_t * per_token)];
-        let sc = [p.named_buffer("s0", rows_max * l_t * 4), p.named_buffer("s1", rows_max * l_t * 4)];
-        let ob = p.named_buffer("o", rows_max * v_dim as u64 * 4);
+        let ob = if place.output_in_accumulators {
+            p.buffer_at("o", t.scratchpad, o_bytes)
+        } else {
+            p.named_buffer("o", o_bytes)
+        };
+        let s_bytes = rows_max * l_t * 4;
+        let sc = if place.scores_in_accumulators {
+            let at = t.scratchpad + o_bytes;
+            [p.buffer_at("s0", at, s_bytes), p.buffer_at("s1", at + s_bytes, s_bytes)]
+        } else {
+            [p.named_buffer("s0", s_bytes), p.named_buffer("s1", s_bytes)]
+        };
         let (mut ki, mut si) = (0, 0);
         let mut steps: Vec<Step> = Vec::new();
         for unit in first..last {
             let part = unit % chunks;
             let rest = unit / chunks;
             let qt = rest % q_tiles;
-            let head = rest / q_tiles; // request * kv + KV head
+            let ht = rest / q_tiles % h_tiles;
+            let head = rest / q_tiles / h_tiles; // request * kv + KV head
             let q0 = qt * q_t;
             let qc = q_t.min(q - q0);
-            let rows = qc * group;
+            let rows = qc * h_t.min(group - ht * h_t);
             // Keys visible to the last query of the tile (causal), within this context chunk.
             let visible = (c - q + q0 + qc).min(c);
             let (lo, hi) = (part * chunk, ((part + 1) * chunk).min(visible));
@@ -119,7 +130,7 @@ pub(super) fn attention(kernel: &Kernel, t: &CoreTarget, at: Tensors) -> Result<
                 at.activations + (1 << 36) + unit * rows_max * v_dim as u64 * ab,
                 rows * v_dim as u64 * ab,
             ));
-            if part == 0 && qt == 0 && head % kv == 0 && new_cache_bytes > 0 {
+            if part == 0 && qt == 0 && ht == 0 && head % kv == 0 && new_cache_bytes > 0 {
                 let bytes = new_cache_bytes.min(rows_max * qk_dim as u64 * ab);
                 step.stores.push(Instr::store(qb, at.weights + (head * c + c - q) * per_token, bytes));
             }
@@ -132,4 +143,67 @@ pub(super) fn attention(kernel: &Kernel, t: &CoreTarget, at: Tensors) -> Result<
         out.push((core as u32, p));
     }
     Ok(out)
+}
+
+/// Where a unit's buffers go: the FP32 output, and the FP32 scores, in
+/// the accumulator storage or in the scratchpad.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Placement {
+    output_in_accumulators: bool,
+    scores_in_accumulators: bool,
+}
+
+/// Query tile, head tile, key tile and placement: up to 256 (query, head)
+/// rows that share a KV head, fewer queries and then fewer heads where the
+/// queries, the output, and two key tiles of at least 64 keys with their
+/// scores do not fit; the output and then the scores go in the
+/// accumulators where they fit there, as a GPU keeps them in registers.
+/// The key tile is then as long as the space allows (a quarter of the
+/// scratchpad at most).
+fn tiles(
+    q: u64,
+    group: u64,
+    c: u64,
+    q_row: u64,
+    v_dim: u64,
+    per_token: u64,
+    t: &CoreTarget,
+) -> (u64, u64, u64, Placement) {
+    let (mut q_t, mut h_t) = (q.min((256 / group).max(1)), group);
+    let min_keys = c.min(64);
+    let room = |rows: u64| -> Option<(u64, Placement)> {
+        let o = rows * v_dim * 4;
+        let spad_after_q = t.scratchpad.checked_sub(rows * q_row)?;
+        let keys = |place: Placement| -> u64 {
+            let acc = u64::from(place.output_in_accumulators) * o;
+            let spad = o - acc;
+            let acc_keys =
+                if place.scores_in_accumulators { t.accumulators.saturating_sub(acc) / (8 * rows) } else { u64::MAX };
+            let per_key = 2 * per_token + if place.scores_in_accumulators { 0 } else { 8 * rows };
+            (spad_after_q.saturating_sub(spad) / per_key).min(acc_keys)
+        };
+        let options: &[(bool, bool)] =
+            if o <= t.accumulators { &[(true, true), (true, false), (false, false)] } else { &[(false, false)] };
+        options
+            .iter()
+            .map(|&(output_in_accumulators, scores_in_accumulators)| Placement {
+                output_in_accumulators,
+                scores_in_accumulators,
+            })
+            .map(|place| (keys(place), place))
+            .find(|&(k, _)| k >= min_keys)
+    };
+    loop {
+        if let Some((keys, place)) = room(q_t * h_t) {
+            return (q_t, h_t, keys.min(t.scratchpad / 4 / per_token.max(1)).max(min_keys), place);
+        }
+        if q_t > 1 {
+            q_t = q_t.div_ceil(2);
+        } else if h_t > 1 {
+            h_t = h_t.div_ceil(2);
+        } else {
+            let place = Placement { output_in_accumulators: false, scores_in_accumulators: false };
+            return (1, 1, min_keys.max(1), place);
+        }
+    }
 }

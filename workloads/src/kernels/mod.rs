@@ -229,7 +229,7 @@ pub fn describe(kernel: &Kernel, t: &CoreTarget) -> String {
                 let p = gemm_plan(m as u64, *n as u64, *k as u64, *weight_dtype, *dtype, t);
                 let _ = write!(
                     s,
-                    "; largest m={m}: cores {} x {} (rows x columns), blocks {} x {}, k tile {}, {} staged in shared SRAM, {:.2} MB of device memory traffic, {:.2} MB read from shared SRAM",
+                    "; largest m={m}: cores {} x {} (rows x columns), blocks {} x {}, k tile {}, staged in shared SRAM: {}, {:.2} MB of device memory traffic, {:.2} MB read from shared SRAM",
                     p.grid.0,
                     p.grid.1,
                     p.block_m,
@@ -299,6 +299,7 @@ mod tests {
             (vec![2048], 4096, 7168),
             (vec![1; 64], 512, 128),
             (vec![4096], 4096, 4096),
+            (vec![4096], 7168, 16384),
         ] {
             let kernel = Kernel::Gemm { rows: rows.clone(), n, k, weight_dtype: Dtype::Fp8, dtype: Dtype::Bf16 };
             let programs = KernelCompiler::new(t.clone()).lower(&kernel, at).unwrap();
@@ -318,6 +319,29 @@ mod tests {
             KernelCompiler::new(target()).lower(&kernel, Tensors { weights: 0, activations: 1 << 40 }).unwrap();
         assert_eq!(weight_loads(&programs), 12288 * 1536);
         assert_eq!(programs.len(), 16);
+    }
+
+    #[test]
+    fn streamed_gemms_move_what_their_plan_says() {
+        // 4096 x 7168 x 16384: 64 + 117 MB of operands do not fit the 64 MB shared SRAM together.
+        let t = target();
+        let p = gemm_plan(4096, 7168, 16384, Dtype::Fp8, Dtype::Fp8, &t);
+        assert!(p.staging.streamed, "{p:?}");
+        let kernel = Kernel::Gemm { rows: vec![4096], n: 7168, k: 16384, weight_dtype: Dtype::Fp8, dtype: Dtype::Fp8 };
+        let programs = KernelCompiler::new(t).lower(&kernel, Tensors { weights: 0, activations: 1 << 40 }).unwrap();
+        let device: u64 = programs
+            .iter()
+            .flat_map(|(_, p)| &p.instrs)
+            .map(|i| match i {
+                Instr::Load { src: isa::MemRef::Hbm(_), shape, .. }
+                | Instr::Store { dst: isa::MemRef::Hbm(_), shape, .. } => shape.bytes(),
+                _ => 0,
+            })
+            .sum();
+        assert_eq!(device, p.traffic);
+        let barriers: Vec<usize> =
+            programs.iter().map(|(_, p)| p.instrs.iter().filter(|i| matches!(i, Instr::Barrier)).count()).collect();
+        assert!(barriers.iter().all(|&b| b == barriers[0]), "every core passes the same barriers");
     }
 
     #[test]

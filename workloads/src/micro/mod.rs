@@ -2,6 +2,7 @@
 //! hand-written programs, the memory system, the mesh and the collectives,
 //! each on the smallest part of a system that shows it.
 
+mod attention;
 mod collective;
 mod cpu;
 mod driver;
@@ -10,6 +11,7 @@ mod memory;
 mod noc;
 mod programs;
 
+pub use attention::{AttentionBench, AttentionRun, attention};
 pub use collective::{CollectiveBench, CollectiveRun, LinkUse, collective};
 pub use cpu::{CpuBench, CpuRun, cpu};
 pub use gemm::{GemmBench, GemmPlanFigures, GemmRun, gemm};

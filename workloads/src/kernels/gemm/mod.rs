@@ -13,6 +13,8 @@
 //! an estimate of the busiest core's time with each level's bandwidth and
 //! capacity ([`estimate`]).
 
+mod streamed;
+
 use super::{CorePrograms, CoreTarget, Step, Tensors, emit};
 use isa::{Dtype, Instr, MemRef, Program, Shape};
 use std::collections::HashMap;
@@ -23,10 +25,14 @@ use std::fmt;
 pub struct Staging {
     pub inputs: bool,
     pub weights: bool,
+    /// Both operands pass through the shared SRAM a slice at a time, for
+    /// operands too large to stage whole ([`streamed`]).
+    pub streamed: bool,
 }
 
 impl Staging {
-    const NONE: Staging = Staging { inputs: false, weights: false };
+    const NONE: Staging = Staging { inputs: false, weights: false, streamed: false };
+    const BOTH: Staging = Staging { inputs: true, weights: true, streamed: false };
 
     fn any(self) -> bool {
         self.inputs || self.weights
@@ -35,6 +41,9 @@ impl Staging {
 
 impl fmt::Display for Staging {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.streamed {
+            return f.write_str("inputs and weights, streamed in K phases");
+        }
         f.write_str(match (self.inputs, self.weights) {
             (false, false) => "nothing",
             (true, false) => "inputs",
@@ -54,6 +63,8 @@ pub struct GemmPlan {
     pub block_n: u64,
     pub tile_k: u64,
     pub staging: Staging,
+    /// Reduction elements per phase when streamed, else 0.
+    pub phase_k: u64,
     /// Device-memory bytes one group's GEMM loads and stores, all cores
     /// together, the staging included.
     pub traffic: u64,
@@ -131,12 +142,27 @@ fn tile_budget(t: &CoreTarget, staging: Staging) -> u64 {
 /// the scratchpad's ports, plus its fill, drain and latency.
 #[allow(clippy::too_many_arguments)]
 fn estimate(mc: u64, nc: u64, k: u64, tiling: Tiling, wd: Dtype, ab: u64, s: Staging, t: &CoreTarget) -> u64 {
+    let traffic = Traffic::of(mc, nc, k, tiling, wd.bytes(), ab);
+    estimate_moving(mc, nc, k, tiling, wd, ab, (traffic.memory(s), traffic.shared(s)), t)
+}
+
+/// [`estimate`] of a share that moves `memory` bytes to and from device
+/// memory and `shared` bytes to and from the shared SRAM.
+#[allow(clippy::too_many_arguments)]
+fn estimate_moving(
+    mc: u64,
+    nc: u64,
+    k: u64,
+    tiling: Tiling,
+    wd: Dtype,
+    ab: u64,
+    (memory, shared): (u64, u64),
+    t: &CoreTarget,
+) -> u64 {
     let (bm, bn, kt) = tiling;
     let wb = wd.bytes();
     let memory_rate = t.memory_bytes_per_cycle.max(1e-3);
-    let traffic = Traffic::of(mc, nc, k, tiling, wb, ab);
-    let load = (traffic.memory(s) as f64 / memory_rate)
-        .max(traffic.shared(s) as f64 / t.shared_bytes_per_cycle.max(1e-3)) as u64;
+    let load = (memory as f64 / memory_rate).max(shared as f64 / t.shared_bytes_per_cycle.max(1e-3)) as u64;
     let Some(tile) = t.matrix.timing(bm as u32, bn as u32, kt as u32, wd) else { return u64::MAX };
     let port_bytes =
         t.matrix.scratchpad_bytes(bm as u32, bn as u32, kt as u32, wd, Dtype::Fp32, true, !accumulators_fit(bm, bn, t));
@@ -214,11 +240,13 @@ fn choose_staging(inputs: Option<(u64, u64)>, weights: Option<(u64, u64)>, t: &C
     let bytes = |o: Option<(u64, u64)>| o.map_or(0, |(b, _)| b);
     let (choice, staged, saved) = match (x, w) {
         (None, None) => return none,
-        _ if bytes(x) + bytes(w) <= t.shared_sram => {
-            (Staging { inputs: x.is_some(), weights: w.is_some() }, bytes(x) + bytes(w), saved(x) + saved(w))
-        }
-        _ if saved(x) >= saved(w) => (Staging { inputs: true, weights: false }, bytes(x), saved(x)),
-        _ => (Staging { inputs: false, weights: true }, bytes(w), saved(w)),
+        _ if bytes(x) + bytes(w) <= t.shared_sram => (
+            Staging { inputs: x.is_some(), weights: w.is_some(), streamed: false },
+            bytes(x) + bytes(w),
+            saved(x) + saved(w),
+        ),
+        _ if saved(x) >= saved(w) => (Staging { inputs: true, ..Staging::NONE }, bytes(x), saved(x)),
+        _ => (Staging { weights: true, ..Staging::NONE }, bytes(w), saved(w)),
     };
     let saved_cycles = saved as f64 / (t.memory_bytes_per_cycle * t.cores as f64).max(1e-3);
     if saved_cycles < STAGING_LATENCY_CYCLES as f64 { none } else { (choice, staged) }
@@ -230,11 +258,22 @@ fn choose_staging(inputs: Option<(u64, u64)>, weights: Option<(u64, u64)>, t: &C
 /// device-memory traffic breaks ties. Grids use at least seven eighths of
 /// the cores.
 pub fn gemm_plan(m: u64, n: u64, k: u64, wd: Dtype, ad: Dtype, t: &CoreTarget) -> GemmPlan {
-    plan(m, n, k, wd, ad, t, true, &mut TileMemo::default())
+    plan(m, n, k, wd, ad, t, Reuse::Stream, &mut TileMemo::default())
+}
+
+/// How far a plan may go to reuse operands on chip.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reuse {
+    /// Load every tile from device memory.
+    None,
+    /// Stage whole operands in the shared SRAM where they fit.
+    Stage,
+    /// Also stream operands too large to stage through it ([`streamed`]).
+    Stream,
 }
 
 #[allow(clippy::too_many_arguments)]
-fn plan(m: u64, n: u64, k: u64, wd: Dtype, ad: Dtype, t: &CoreTarget, stage: bool, memo: &mut TileMemo) -> GemmPlan {
+fn plan(m: u64, n: u64, k: u64, wd: Dtype, ad: Dtype, t: &CoreTarget, reuse: Reuse, memo: &mut TileMemo) -> GemmPlan {
     let (wb, ab) = (wd.bytes(), ad.bytes());
     let cores = t.cores as u64;
     let mut best: Option<(u64, GemmPlan)> = None;
@@ -253,7 +292,7 @@ fn plan(m: u64, n: u64, k: u64, wd: Dtype, ad: Dtype, t: &CoreTarget, stage: boo
         // What to stage follows from how often each operand's bytes are read
         // under a tiling, and the tiling from what is staged: start from none, twice over.
         let (mut s, mut staged) = (Staging::NONE, 0);
-        for _ in 0..if stage { 2 } else { 0 } {
+        for _ in 0..if reuse == Reuse::None { 0 } else { 2 } {
             let tiling = tiling_for(s);
             let (x, w) = shares
                 .iter()
@@ -261,7 +300,7 @@ fn plan(m: u64, n: u64, k: u64, wd: Dtype, ad: Dtype, t: &CoreTarget, stage: boo
                 .fold((0, 0), |(x, w), tr| (x + tr.inputs, w + tr.weights));
             let (xb, wbytes) = (m * k * ab, k * n * wb);
             let (more, _) = choose_staging(Some((xb, x.div_ceil(xb))), Some((wbytes, w.div_ceil(wbytes))), t);
-            let more = Staging { inputs: more.inputs || s.inputs, weights: more.weights || s.weights };
+            let more = Staging { inputs: more.inputs || s.inputs, weights: more.weights || s.weights, streamed: false };
             let both = u64::from(more.inputs) * xb + u64::from(more.weights) * wbytes;
             if more == s || both > t.shared_sram {
                 break;
@@ -274,17 +313,58 @@ fn plan(m: u64, n: u64, k: u64, wd: Dtype, ad: Dtype, t: &CoreTarget, stage: boo
             .map(|&(mc, nc)| Traffic::of(mc, nc, k, tiling, wb, ab))
             .fold((staged, 0), |(d, sh), tr| (d + tr.memory(s), sh + tr.shared(s)));
         let busiest = estimate(mc, nc, k, tiling, wd, ab, s, t) + prologue(staged, cores, t);
-        let plan = GemmPlan {
-            grid: (rows.len() as u32, cols.len() as u32),
-            block_m: tiling.0,
-            block_n: tiling.1,
-            tile_k: tiling.2,
-            staging: s,
-            traffic,
-            shared_traffic: shared,
-        };
-        if best.is_none_or(|(b, p)| (busiest, traffic) < (b, p.traffic)) {
-            best = Some((busiest, plan));
+        let grid = (rows.len() as u32, cols.len() as u32);
+        let mut options = vec![(
+            busiest,
+            GemmPlan {
+                grid,
+                block_m: tiling.0,
+                block_n: tiling.1,
+                tile_k: tiling.2,
+                staging: s,
+                phase_k: 0,
+                traffic,
+                shared_traffic: shared,
+            },
+        )];
+        // Streaming pays where an operand is still re-read from device memory.
+        let compulsory = m * k * ab + k * n * wb + m * n * ab;
+        if reuse == Reuse::Stream && traffic * 8 > compulsory * 9 {
+            let tiling = tiling_for(Staging::BOTH);
+            if let Some(stream) = streamed::Stream::of(&rows, &cols, k, tiling, (wb, ab), t) {
+                let copied = stream.staged_bytes.div_ceil(cores);
+                let outputs = mc * nc * ab;
+                let moving = (outputs + copied, stream.core_reads + copied);
+                let busiest = estimate_moving(mc, nc, k, tiling, wd, ab, moving, t)
+                    + stream.syncs() * STAGING_LATENCY_CYCLES
+                    + prologue(stream.first_slice, cores, t);
+                let staging = Staging { streamed: true, ..Staging::BOTH };
+                let traffic = stream.staged_bytes + m * n * ab;
+                let shared_traffic = shares
+                    .iter()
+                    .map(|&(mc, nc)| Traffic::of(mc, nc, k, tiling, wb, ab))
+                    .map(|tr| tr.shared(Staging::BOTH))
+                    .sum();
+                let (block_m, block_n, tile_k) = tiling;
+                options.push((
+                    busiest,
+                    GemmPlan {
+                        grid,
+                        block_m,
+                        block_n,
+                        tile_k,
+                        staging,
+                        phase_k: stream.phase_k,
+                        traffic,
+                        shared_traffic,
+                    },
+                ));
+            }
+        }
+        for (busiest, plan) in options {
+            if best.is_none_or(|(b, p)| (busiest, plan.traffic) < (b, p.traffic)) {
+                best = Some((busiest, plan));
+            }
         }
     }
     best.map(|(_, p)| p).expect("at least one core")
@@ -376,14 +456,24 @@ pub(super) fn gemm(
         let (s, _) = choose_staging(Some((inputs, busy)), None, t);
         staging.extend(active.iter().map(|&(g, _)| (g, s)));
     } else {
+        let reuse = if active.len() == 1 { Reuse::Stream } else { Reuse::Stage };
         let mut plans: Vec<(u64, u64, GemmPlan)> =
-            active.iter().map(|&(g, m)| (g, m, plan(m, n64, k64, wd, ad, t, true, memo))).collect();
+            active.iter().map(|&(g, m)| (g, m, plan(m, n64, k64, wd, ad, t, reuse, memo))).collect();
+        if let [(_, m, p)] = plans[..]
+            && p.staging.streamed
+        {
+            let rows = split(m, p.grid.0 as u64, 1);
+            let cols = split(n64, p.grid.1 as u64, t.cols());
+            let tiling = (p.block_m, p.block_n, p.tile_k);
+            let stream = streamed::Stream::of(&rows, &cols, k64, tiling, (wb, ab), t).expect("the plan streams");
+            return streamed::programs(&stream, &rows, &cols, (n64, k64), tiling, (wd, ab), t, at);
+        }
         let staged: u64 = plans
             .iter()
             .map(|(_, m, p)| u64::from(p.staging.inputs) * m * k64 * ab + u64::from(p.staging.weights) * k64 * n64 * wb)
             .sum();
         if staged > t.shared_sram {
-            plans = active.iter().map(|&(g, m)| (g, m, plan(m, n64, k64, wd, ad, t, false, memo))).collect();
+            plans = active.iter().map(|&(g, m)| (g, m, plan(m, n64, k64, wd, ad, t, Reuse::None, memo))).collect();
         }
         for (group, m, plan) in plans {
             staging.insert(group, plan.staging);
@@ -413,7 +503,7 @@ pub(super) fn gemm(
         let Some(mc) = cells.iter().map(|c| c.rows.1 - c.rows.0).max() else { continue };
         let nc = cells.iter().map(|c| c.cols.1 - c.cols.0).max().unwrap_or(1);
         let s = staging.get(&cells[0].group).copied().unwrap_or_default();
-        let s = Staging { inputs: s.inputs || layout.bytes > 0, weights: s.weights };
+        let s = Staging { inputs: s.inputs || layout.bytes > 0, ..s };
         let tiling = *memo.entry((mc, nc, k64, wd, ab, s)).or_insert_with(|| tile(mc, nc, k64, wd, ab, s, t));
         let mut p = Program::new();
         if layout.bytes > 0 {
