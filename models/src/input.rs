@@ -2,9 +2,11 @@
 //!
 //! Every problem names the file (or preset), the line and column, the dotted
 //! field path, what was expected and what was found. A document may name a
-//! preset as `base = "NAME"`; the preset is loaded first (itself possibly
-//! based on another) and the document's fields override it, tables merging
-//! key by key and any other value replacing the base's.
+//! preset as `base = "NAME"`, or another file as `base = "PATH.toml"`
+//! (relative to the document's own directory); the base is loaded first
+//! (itself possibly based on another) and the document's fields override
+//! it, tables merging key by key and any other value replacing the base's.
+//! A chain of bases that comes back to a document is refused.
 //!
 //! This loader is generic over the type loaded, so the workload files use it too.
 
@@ -127,7 +129,7 @@ pub fn load<T: DeserializeOwned>(
     presets: PresetLookup<'_>,
     validate: impl Fn(&T) -> Vec<Invalid>,
 ) -> Result<T, InputError> {
-    let (table, sources) = resolve(source, text, presets, 0)?;
+    let (table, sources) = resolve(source, text, presets, &mut Vec::new())?;
     let value: T = deserialize(table, &sources)?;
     let invalid = validate(&value);
     if invalid.is_empty() {
@@ -137,13 +139,35 @@ pub fn load<T: DeserializeOwned>(
     }
 }
 
-const MAX_BASE_DEPTH: usize = 8;
+const MAX_BASE_DEPTH: usize = 16;
 
+/// Where a base comes from: a preset by name, or a file by path.
+enum Base {
+    Preset(String),
+    File(std::path::PathBuf),
+}
+
+impl Base {
+    /// `name` as written in `source`: a file if it ends in `.toml` or holds a
+    /// path separator (relative to `source`'s directory when `source` is a file).
+    fn of(name: &str, source: &str) -> Base {
+        if !(name.ends_with(".toml") || name.contains('/')) {
+            return Base::Preset(name.to_string());
+        }
+        let path = std::path::Path::new(name);
+        let dir = if source.starts_with("preset ") { None } else { std::path::Path::new(source).parent() };
+        Base::File(dir.filter(|_| path.is_relative()).map_or_else(|| path.to_path_buf(), |d| d.join(path)))
+    }
+}
+
+/// Parse `text`, then load its base (if any) and overlay it. `chain` holds
+/// the documents being resolved, outermost first, to catch a base that
+/// leads back to one of them.
 fn resolve(
     source: &str,
     text: &str,
     presets: PresetLookup<'_>,
-    depth: usize,
+    chain: &mut Vec<String>,
 ) -> Result<(toml::Table, Sources), InputError> {
     let mut table: toml::Table = toml::from_str(text).map_err(|e| syntax_error(source, text, &e))?;
     let this = (source.to_string(), text.to_string());
@@ -151,24 +175,39 @@ fn resolve(
         return Ok((table, Sources { docs: vec![this] }));
     };
     let here = Sources { docs: vec![this.clone()] };
+    let refuse = |message: String| InputError { problems: vec![here.locate("base", message)] };
     let toml::Value::String(name) = base else {
-        return Err(InputError {
-            problems: vec![here.locate("base", "expected the name of a preset, as a string".into())],
-        });
+        return Err(refuse("expected the name of a preset or a .toml file, as a string".into()));
     };
-    if depth >= MAX_BASE_DEPTH {
-        return Err(InputError {
-            problems: vec![here.locate("base", format!("presets are based on each other more than {MAX_BASE_DEPTH} deep; is there a cycle through `{name}`?"))],
-        });
+    let identity = |source: &str| match Base::of(source, "") {
+        Base::File(path) => std::fs::canonicalize(&path).map_or(source.to_string(), |p| p.display().to_string()),
+        Base::Preset(_) => source.to_string(),
+    };
+    chain.push(identity(source));
+    if chain.len() > MAX_BASE_DEPTH {
+        return Err(refuse(format!("bases are chained more than {MAX_BASE_DEPTH} deep at `{name}`")));
     }
-    let Some(base_text) = presets(&name) else {
-        return Err(InputError {
-            problems: vec![
-                here.locate("base", format!("expected the name of a preset, found \"{name}\" (see `npusim presets`)")),
-            ],
-        });
+    let (base_source, base_text) = match Base::of(&name, source) {
+        Base::Preset(preset) => match presets(&preset) {
+            Some(text) => (format!("preset {preset}"), text.to_string()),
+            None => {
+                return Err(refuse(format!(
+                    "expected the name of a preset or a .toml file, found \"{name}\" (see `npusim presets`)"
+                )));
+            }
+        },
+        Base::File(path) => match std::fs::read_to_string(&path) {
+            Ok(text) => (path.display().to_string(), text),
+            Err(e) => return Err(refuse(format!("cannot read the base file `{}`: {e}", path.display()))),
+        },
     };
-    let (mut merged, mut sources) = resolve(&format!("preset {name}"), base_text, presets, depth + 1)?;
+    if let Some(at) = chain.iter().position(|c| *c == identity(&base_source)) {
+        let mut cycle: Vec<&str> = chain[at..].iter().map(String::as_str).collect();
+        cycle.push(&base_source);
+        return Err(refuse(format!("bases form a cycle: {}", cycle.join(" -> "))));
+    }
+    let (mut merged, mut sources) = resolve(&base_source, &base_text, presets, chain)?;
+    chain.pop();
     merge(&mut merged, table);
     sources.docs.push(this);
     Ok((merged, sources))
@@ -469,6 +508,33 @@ mod tests {
         assert_eq!((p.path.as_str(), p.line), ("base", Some(1)));
         let p = only(load_outer("base = \"loop\"\n").unwrap_err());
         assert!(p.message.contains("cycle"), "{}", p.message);
+    }
+
+    #[test]
+    fn a_base_may_be_a_file_and_a_cycle_of_files_is_refused() {
+        let dir = std::env::temp_dir().join(format!("npusim-input-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let write = |name: &str, text: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            path.display().to_string()
+        };
+        write("variant.toml", "base = \"small\"\n[inner]\nlabel = \"variant\"\n");
+        let mine = write("mine.toml", "base = \"variant.toml\"\n[inner]\ncount = 7\n");
+        let text = std::fs::read_to_string(&mine).unwrap();
+        let o: Outer = load(&mine, &text, &presets, |_| vec![]).unwrap();
+        assert_eq!(o, Outer { name: "small".into(), inner: Inner { count: 7, label: "variant".into() } });
+
+        write("a.toml", "base = \"b.toml\"\nname = \"a\"\n");
+        let b = write("b.toml", "base = \"./a.toml\"\nname = \"b\"\n");
+        let text = std::fs::read_to_string(&b).unwrap();
+        let p = only(load::<Outer>(&b, &text, &presets, |_| vec![]).unwrap_err());
+        assert_eq!((p.path.as_str(), p.line), ("base", Some(1)));
+        assert!(p.message.contains("cycle") && p.message.contains("b.toml"), "{}", p.message);
+
+        let p = only(load::<Outer>(&b, "base = \"missing.toml\"\n", &presets, |_| vec![]).unwrap_err());
+        assert!(p.message.contains("cannot read the base file"), "{}", p.message);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

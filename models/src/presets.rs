@@ -40,6 +40,21 @@ pub const PRESETS: &[Preset] = &[
         summary: "8 x NVIDIA H100 SXM5 with NVLink and a dual-Xeon host (GPU baseline)",
         text: include_str!("../presets/h100-node.toml"),
     },
+    Preset {
+        name: "h200-node",
+        summary: "8 x NVIDIA H200 SXM 141GB: h100-node with HBM3e at 4.8 TB/s",
+        text: include_str!("../presets/h200-node.toml"),
+    },
+    Preset {
+        name: "h800-node",
+        summary: "8 x NVIDIA H800 SXM5: h100-node with NVLink at 400 GB/s (DeepSeek's published runs)",
+        text: include_str!("../presets/h800-node.toml"),
+    },
+    Preset {
+        name: "h20-node",
+        summary: "8 x NVIDIA H20 96GB: 148 TFLOPS BF16, 4.0 TB/s HBM3",
+        text: include_str!("../presets/h20-node.toml"),
+    },
 ];
 
 pub fn preset(name: &str) -> Option<&'static Preset> {
@@ -101,6 +116,26 @@ mod tests {
         assert!(within(card.peak_flops(Dtype::Fp8), 1979e12, 0.001));
         assert_eq!(card.memory_bandwidth().bytes_per_s(), 3.35e12);
         assert_eq!(card.memory_capacity().get(), 80_000_000_000);
+    }
+
+    #[test]
+    fn hopper_variants_reproduce_their_datasheets() {
+        // A consistency check of each variant's derivations (stacks x pins x
+        // rate, SMs x engines x clock) against the A3 table they come from.
+        for (name, bf16, fp8, bandwidth, capacity, peer) in [
+            ("h200-node", 989e12, 1979e12, 4.8e12, 141e9, 450e9),
+            ("h800-node", 989e12, 1979e12, 3.35e12, 80e9, 200e9),
+            ("h20-node", 148e12, 296e12, 4.0e12, 96e9, 450e9),
+        ] {
+            let spec = load_preset(name).unwrap();
+            let card = spec.node.card.as_ref().unwrap();
+            assert!(within(card.peak_flops(Dtype::Bf16), bf16, 0.001), "{name}: {}", card.peak_flops(Dtype::Bf16));
+            assert!(within(card.peak_flops(Dtype::Fp8), fp8, 0.001), "{name}");
+            assert!(within(card.memory_bandwidth().bytes_per_s(), bandwidth, 0.0001), "{name}");
+            assert!(within(card.memory_capacity().get() as f64, capacity, 0.0001), "{name}");
+            assert_eq!(card.peer_link.as_ref().unwrap().bandwidth.bytes_per_s(), peer, "{name}");
+            assert_eq!(card.power.tdp.watts(), 700.0, "{name}");
+        }
     }
 
     #[test]

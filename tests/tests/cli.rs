@@ -6,7 +6,18 @@ use npusim_tests::{file, npusim, scratch};
 fn presets_lists_every_preset_on_one_line_each() {
     let out = npusim(&["presets"]);
     assert_eq!(out.status, 0);
-    for name in ["sovereign-node", "rebel-quad", "atom", "agi-cpu", "h100-node", "axk1-decode", "axk1"] {
+    for name in [
+        "sovereign-node",
+        "rebel-quad",
+        "atom",
+        "agi-cpu",
+        "h100-node",
+        "h200-node",
+        "h800-node",
+        "h20-node",
+        "axk1-decode",
+        "axk1",
+    ] {
         assert!(
             out.stdout.lines().any(|l| l.split_whitespace().nth(1) == Some(name)),
             "{name} missing:\n{}",
@@ -151,4 +162,24 @@ fn the_documented_minimal_memory_spec_runs() {
     let out = npusim(&["micro", "memory", "--hw", &path]);
     assert_eq!(out.status, 2);
     assert!(out.stderr.contains("memory.stacks"), "{}", out.stderr);
+}
+
+#[test]
+fn a_spec_file_based_on_another_runs_and_a_cycle_of_files_is_refused() {
+    let dir = scratch("chained-specs");
+    std::fs::write(
+        dir.join("fast.toml"),
+        "base = \"h100-node\"\nname = \"fast\"\n[node.card.chiplet]\nclock = \"2 GHz\"\n",
+    )
+    .unwrap();
+    let mine = dir.join("mine.toml");
+    std::fs::write(&mine, "base = \"fast.toml\"\nname = \"mine\"\n[node]\ncards = 4\n").unwrap();
+    let out = npusim(&["show", mine.to_str().unwrap()]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("clock = \"2 GHz\"") && out.stdout.contains("cards = 4"), "{}", out.stdout);
+    std::fs::write(dir.join("a.toml"), "base = \"b.toml\"\n").unwrap();
+    std::fs::write(dir.join("b.toml"), "base = \"a.toml\"\n").unwrap();
+    let out = npusim(&["validate", dir.join("a.toml").to_str().unwrap()]);
+    assert_eq!(out.status, 2);
+    assert!(out.stderr.contains("field `base`") && out.stderr.contains("cycle"), "{}", out.stderr);
 }

@@ -266,7 +266,8 @@ fn micro_gemm_and_lower_on_the_command_line() {
 #[test]
 fn micro_attention_on_the_command_line() {
     use npusim_tests::npusim;
-    let args = ["micro", "attention", "--hw", "rebel-quad", "--batch", "4", "--context", "1024", "--heads", "16", "--json"];
+    let args =
+        ["micro", "attention", "--hw", "rebel-quad", "--batch", "4", "--context", "1024", "--heads", "16", "--json"];
     let out = npusim(&args);
     assert_eq!(out.status, 0, "{}", out.stderr);
     let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
