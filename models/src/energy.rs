@@ -39,6 +39,22 @@ impl EnergyBreakdown {
     pub fn total(&self) -> f64 {
         self.parts.values().sum()
     }
+
+    /// The energy of the accelerator cards alone ([`is_accelerator`]), as
+    /// published J/token figures measure it (GPU board power).
+    pub fn accelerators(&self) -> f64 {
+        self.parts.iter().filter(|(part, _)| is_accelerator(part)).map(|(_, j)| j).sum()
+    }
+}
+
+/// Whether a breakdown part is drawn by the accelerator cards: their
+/// chiplets, device memory, idle power and the links between their chips
+/// (die to die, peer); not the host, its memory, or the PCIe and network
+/// links that reach the cards.
+pub fn is_accelerator(part: &str) -> bool {
+    part.starts_with("npu.")
+        || part.starts_with("memory.")
+        || matches!(part, "static.npu" | "static.memory" | "link.peer" | "link.d2d")
 }
 
 impl EnergyModel {

@@ -34,7 +34,12 @@ pub struct Report {
     pub steps: Steps,
     pub energy_j: Energy,
     pub joules_per_token: f64,
+    /// The accelerator cards' energy per token alone, as published figures (GPU board energy) count it.
+    pub accelerator_joules_per_token: f64,
     pub average_power_w: f64,
+    /// One card's average power against its TDP, where the system has cards.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub card_power: Option<CardPower>,
     /// Per component class, busy time over units x simulated time.
     pub utilization: BTreeMap<String, f64>,
     /// Per component class, the utilisation of its busiest component.
@@ -123,8 +128,19 @@ pub struct StepShare {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Energy {
     pub total: f64,
+    /// The part of `total` the accelerator cards draw (`models::energy::is_accelerator`).
+    pub accelerators: f64,
     /// Parts that add up to `total`.
     pub breakdown: BTreeMap<String, f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CardPower {
+    /// The cards' energy over the simulated time, per card.
+    pub average_w: f64,
+    pub tdp_w: f64,
+    /// The average exceeds the TDP: the energy model draws more than the card may.
+    pub over_tdp: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -174,6 +190,11 @@ impl Report {
             if step_total > 0.0 { r.steps.iter().map(|s| f(s).as_secs_f64()).sum::<f64>() / step_total } else { 0.0 }
         };
         let total_energy = r.energy.total();
+        let accelerator_energy = r.energy.accelerators();
+        let card_power = card.filter(|_| cards > 0.0 && seconds > 0.0).map(|c| {
+            let average_w = accelerator_energy / seconds / cards;
+            CardPower { average_w, tdp_w: c.power.tdp.watts(), over_tdp: average_w > c.power.tdp.watts() }
+        });
         let util = utilization(&r.stats, r.simulated);
         let util_max = utilization_max(&r.stats, r.simulated);
         let mut traffic = BTreeMap::new();
@@ -239,8 +260,14 @@ impl Report {
                     host_after_logits: share(&|s| s.end - s.logits),
                 },
             },
-            energy_j: Energy { total: total_energy, breakdown: r.energy.parts.clone() },
+            energy_j: Energy {
+                total: total_energy,
+                accelerators: accelerator_energy,
+                breakdown: r.energy.parts.clone(),
+            },
             joules_per_token: if tokens > 0 { total_energy / tokens as f64 } else { 0.0 },
+            accelerator_joules_per_token: if tokens > 0 { accelerator_energy / tokens as f64 } else { 0.0 },
+            card_power,
             average_power_w: if seconds > 0.0 { total_energy / seconds } else { 0.0 },
             bottleneck: bottleneck(&util_max),
             utilization: util,

@@ -102,6 +102,24 @@ pub fn summary(r: &Report) -> String {
         r.joules_per_token,
         grouped(r.average_power_w)
     );
+    if let Some(card) = &r.card_power {
+        let _ = writeln!(
+            s,
+            "  accelerators       {:.1} J: {:.3} J/token, {} W per card on average of its {} W TDP",
+            r.energy_j.accelerators,
+            r.accelerator_joules_per_token,
+            grouped(card.average_w),
+            grouped(card.tdp_w)
+        );
+        if card.over_tdp {
+            let _ = writeln!(
+                s,
+                "  warning            a card draws {} W on average, over its {} W TDP: the spec's energy figures overstate the load",
+                grouped(card.average_w),
+                grouped(card.tdp_w)
+            );
+        }
+    }
     if let Some(b) = &r.bottleneck {
         let _ = writeln!(
             s,

@@ -152,3 +152,26 @@ fn replaying_kernels_stays_close_to_simulating_them_all() {
     // Replay runs far fewer events.
     assert!(a.events * 5 < b.events, "{} events replayed, {} in full", a.events, b.events);
 }
+
+#[test]
+fn accelerator_energy_is_the_cards_and_a_card_over_its_tdp_is_reported() {
+    let w = axk1_decode(1);
+    let report = Report::new(&workloads::run(&hardware("sovereign-node"), &w, 3).unwrap(), 0.0);
+    // The host's parts are the rest: its idle power and cores, DRAM, PCIe.
+    let host: f64 = ["static.cpu", "cpu.cores", "cpu.dram", "link.pcie"]
+        .iter()
+        .filter_map(|p| report.energy_j.breakdown.get(*p))
+        .sum();
+    assert!(host > 0.0);
+    assert!((report.energy_j.accelerators + host - report.energy_j.total).abs() < 1e-9 * report.energy_j.total);
+    let card = report.card_power.clone().unwrap();
+    assert!(card.average_w > 0.0 && !card.over_tdp, "{card:?}");
+    // A spec whose MAC energy is 100 times too high draws more than the TDP, and the summary says so.
+    let mut hot = hardware("sovereign-node");
+    let mac = &mut hot.node.card.as_mut().unwrap().chiplet.energy.mac;
+    *mac = mac.iter().map(|(d, e)| (*d, models::units::Energy::from_pj(e.pj() * 100.0))).collect();
+    let hot_report = Report::new(&workloads::run(&hot, &w, 3).unwrap(), 0.0);
+    let hot_card = hot_report.card_power.clone().unwrap();
+    assert!(hot_card.over_tdp && hot_card.average_w > card.average_w, "{hot_card:?}");
+    assert!(reports::summary(&hot_report).contains("over its 600 W TDP"));
+}
