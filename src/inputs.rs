@@ -33,7 +33,8 @@ pub fn hardware(arg: &str) -> Result<SystemSpec, Failure> {
         let known: Vec<&str> = models::presets::PRESETS.iter().map(|p| p.name).collect();
         return Err(Failure::Input(format!("`{arg}` is neither a hardware preset ({}) nor a file", known.join(", "))));
     }
-    models::presets::load_system(arg, &read(arg)?).map_err(Failure::from)
+    let files = |path: &std::path::Path| std::fs::read_to_string(path).map_err(|e| e.to_string());
+    models::presets::load_system_with(arg, &read(arg)?, &files).map_err(Failure::from)
 }
 
 /// A chiplet's memory: from a preset, a whole system's file, or a minimal memory spec.

@@ -115,6 +115,10 @@ impl Invalid {
 /// Looks up the text of a preset by name; `None` if there is no such preset.
 pub type PresetLookup<'a> = &'a dyn Fn(&str) -> Option<&'static str>;
 
+/// Reads a base file for [`load_with`]; libraries touch no files, so the
+/// caller that may (the command line) supplies it.
+pub type FileReader<'a> = &'a dyn Fn(&std::path::Path) -> Result<String, String>;
+
 /// The documents an input was assembled from, most specific last.
 #[derive(Debug, Clone)]
 pub struct Sources {
@@ -129,7 +133,18 @@ pub fn load<T: DeserializeOwned>(
     presets: PresetLookup<'_>,
     validate: impl Fn(&T) -> Vec<Invalid>,
 ) -> Result<T, InputError> {
-    let (table, sources) = resolve(source, text, presets, &mut Vec::new())?;
+    load_with(source, text, presets, None, validate)
+}
+
+/// [`load`], with base files read by `files` (without it, a base file is an error).
+pub fn load_with<T: DeserializeOwned>(
+    source: &str,
+    text: &str,
+    presets: PresetLookup<'_>,
+    files: Option<FileReader<'_>>,
+    validate: impl Fn(&T) -> Vec<Invalid>,
+) -> Result<T, InputError> {
+    let (table, sources) = resolve(source, text, (presets, files), &mut Vec::new())?;
     let value: T = deserialize(table, &sources)?;
     let invalid = validate(&value);
     if invalid.is_empty() {
@@ -156,7 +171,9 @@ impl Base {
         }
         let path = std::path::Path::new(name);
         let dir = if source.starts_with("preset ") { None } else { std::path::Path::new(source).parent() };
-        Base::File(dir.filter(|_| path.is_relative()).map_or_else(|| path.to_path_buf(), |d| d.join(path)))
+        let joined = dir.filter(|_| path.is_relative()).map_or_else(|| path.to_path_buf(), |d| d.join(path));
+        // A file is known by its path with `.` components dropped.
+        Base::File(joined.components().filter(|c| *c != std::path::Component::CurDir).collect())
     }
 }
 
@@ -166,7 +183,7 @@ impl Base {
 fn resolve(
     source: &str,
     text: &str,
-    presets: PresetLookup<'_>,
+    (presets, files): (PresetLookup<'_>, Option<FileReader<'_>>),
     chain: &mut Vec<String>,
 ) -> Result<(toml::Table, Sources), InputError> {
     let mut table: toml::Table = toml::from_str(text).map_err(|e| syntax_error(source, text, &e))?;
@@ -180,7 +197,7 @@ fn resolve(
         return Err(refuse("expected the name of a preset or a .toml file, as a string".into()));
     };
     let identity = |source: &str| match Base::of(source, "") {
-        Base::File(path) => std::fs::canonicalize(&path).map_or(source.to_string(), |p| p.display().to_string()),
+        Base::File(path) => path.display().to_string(),
         Base::Preset(_) => source.to_string(),
     };
     chain.push(identity(source));
@@ -196,9 +213,10 @@ fn resolve(
                 )));
             }
         },
-        Base::File(path) => match std::fs::read_to_string(&path) {
-            Ok(text) => (path.display().to_string(), text),
-            Err(e) => return Err(refuse(format!("cannot read the base file `{}`: {e}", path.display()))),
+        Base::File(path) => match files.map(|read| read(&path)) {
+            Some(Ok(text)) => (path.display().to_string(), text),
+            Some(Err(e)) => return Err(refuse(format!("cannot read the base file `{}`: {e}", path.display()))),
+            None => return Err(refuse(format!("a base file (`{name}`) is not allowed here; name a preset"))),
         },
     };
     if let Some(at) = chain.iter().position(|c| *c == identity(&base_source)) {
@@ -206,7 +224,7 @@ fn resolve(
         cycle.push(&base_source);
         return Err(refuse(format!("bases form a cycle: {}", cycle.join(" -> "))));
     }
-    let (mut merged, mut sources) = resolve(&base_source, &base_text, presets, chain)?;
+    let (mut merged, mut sources) = resolve(&base_source, &base_text, (presets, files), chain)?;
     chain.pop();
     merge(&mut merged, table);
     sources.docs.push(this);
@@ -512,29 +530,26 @@ mod tests {
 
     #[test]
     fn a_base_may_be_a_file_and_a_cycle_of_files_is_refused() {
-        let dir = std::env::temp_dir().join(format!("npusim-input-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let write = |name: &str, text: &str| {
-            let path = dir.join(name);
-            std::fs::write(&path, text).unwrap();
-            path.display().to_string()
+        let files = |path: &std::path::Path| -> Result<String, String> {
+            match path.to_str() {
+                Some("dir/variant.toml") => Ok("base = \"small\"\n[inner]\nlabel = \"variant\"\n".into()),
+                Some("dir/a.toml") => Ok("base = \"b.toml\"\nname = \"a\"\n".into()),
+                Some("dir/b.toml") => Ok("base = \"./a.toml\"\nname = \"b\"\n".into()),
+                _ => Err("no such file".into()),
+            }
         };
-        write("variant.toml", "base = \"small\"\n[inner]\nlabel = \"variant\"\n");
-        let mine = write("mine.toml", "base = \"variant.toml\"\n[inner]\ncount = 7\n");
-        let text = std::fs::read_to_string(&mine).unwrap();
-        let o: Outer = load(&mine, &text, &presets, |_| vec![]).unwrap();
+        let load_file = |source: &str, text: &str| load_with::<Outer>(source, text, &presets, Some(&files), |_| vec![]);
+        let o = load_file("dir/mine.toml", "base = \"variant.toml\"\n[inner]\ncount = 7\n").unwrap();
         assert_eq!(o, Outer { name: "small".into(), inner: Inner { count: 7, label: "variant".into() } });
 
-        write("a.toml", "base = \"b.toml\"\nname = \"a\"\n");
-        let b = write("b.toml", "base = \"./a.toml\"\nname = \"b\"\n");
-        let text = std::fs::read_to_string(&b).unwrap();
-        let p = only(load::<Outer>(&b, &text, &presets, |_| vec![]).unwrap_err());
+        let p = only(load_file("dir/b.toml", "base = \"./a.toml\"\nname = \"b\"\n").unwrap_err());
         assert_eq!((p.path.as_str(), p.line), ("base", Some(1)));
         assert!(p.message.contains("cycle") && p.message.contains("b.toml"), "{}", p.message);
 
-        let p = only(load::<Outer>(&b, "base = \"missing.toml\"\n", &presets, |_| vec![]).unwrap_err());
+        let p = only(load_file("dir/b.toml", "base = \"missing.toml\"\n").unwrap_err());
         assert!(p.message.contains("cannot read the base file"), "{}", p.message);
-        std::fs::remove_dir_all(&dir).unwrap();
+        let p = only(load_outer("base = \"variant.toml\"\n").unwrap_err());
+        assert!(p.message.contains("not allowed here"), "{}", p.message);
     }
 
     #[test]

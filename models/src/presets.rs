@@ -70,6 +70,11 @@ pub fn load_system(source: &str, text: &str) -> Result<SystemSpec, InputError> {
     input::load(source, text, &preset_text, validate)
 }
 
+/// [`load_system`], with `base` spec files read by `files`.
+pub fn load_system_with(source: &str, text: &str, files: input::FileReader<'_>) -> Result<SystemSpec, InputError> {
+    input::load_with(source, text, &preset_text, Some(files), validate)
+}
+
 /// Load a preset by name.
 pub fn load_preset(name: &str) -> Result<SystemSpec, InputError> {
     let preset = preset(name).ok_or_else(|| {
