@@ -52,7 +52,10 @@ fn a_missing_field_and_an_inconsistent_one_are_both_explained() {
 #[test]
 fn an_unknown_base_preset() {
     let e = refused("base = \"rebel-octo\"\n");
-    assert!(e.contains(":1:8: field `base`: expected the name of a preset or a .toml file, found \"rebel-octo\""), "{e}");
+    assert!(
+        e.contains(":1:8: field `base`: expected the name of a preset or a .toml file, found \"rebel-octo\""),
+        "{e}"
+    );
 }
 
 #[test]
