@@ -259,12 +259,12 @@ fn micro_gemm(args: GemmArgs, text: &mut String) -> Result<(), Failure> {
 }
 
 fn micro_attention(args: AttentionArgs, text: &mut String) -> Result<(), Failure> {
-    use workloads::micro::AttentionBench;
+    use workloads::micro::{AttentionBench, AttentionShape};
     let spec = inputs::hardware(&args.hw)?;
     let dtype: isa::Dtype = args.dtype.parse().map_err(Failure::Input)?;
-    let mut bench = match args.form.as_str() {
-        "mla" => AttentionBench::mla_decode(args.batch, args.heads, args.context, dtype),
-        "mha" => AttentionBench {
+    let mut shape = match args.form.as_str() {
+        "mla" => AttentionBench::mla_decode(args.batch, args.heads, args.context, dtype).shape,
+        "mha" => AttentionShape {
             requests: args.batch,
             queries: 1,
             context: args.context,
@@ -274,12 +274,11 @@ fn micro_attention(args: AttentionArgs, text: &mut String) -> Result<(), Failure
             v_dim: args.head_dim,
             cache_bytes_per_token: 2 * args.kv_heads as u64 * args.head_dim as u64 * dtype.bytes(),
             dtype,
-            cores: None,
-            compute_only: false,
         },
         other => return Err(Failure::Input(format!("--form {other}: expected mla or mha"))),
     };
-    (bench.queries, bench.cores, bench.compute_only) = (args.queries, args.cores, args.compute_only);
+    shape.queries = args.queries;
+    let bench = AttentionBench { shape, cores: args.cores, compute_only: args.compute_only };
     let run = workloads::micro::attention(&spec, bench).map_err(Failure::Input)?;
     if args.json {
         text.push_str(&json(&run));

@@ -85,9 +85,9 @@ pub fn gemm_summary(g: &GemmRun) -> String {
     s
 }
 
-pub fn attention_summary(a: &AttentionRun) -> String {
+pub fn attention_summary(run: &AttentionRun) -> String {
     let mut s = String::new();
-    let r = &a.run;
+    let (a, r) = (&run.shape, &run.run);
     let _ = writeln!(
         s,
         "attention {} requests x {} queries x {} keys, {} heads over {} KV heads, qk {} v {}, {} on {} ({} cores{})",
@@ -107,23 +107,23 @@ pub fn attention_summary(a: &AttentionRun) -> String {
     let _ = writeln!(
         s,
         "  bandwidth           {:.1} GB/s of compulsory bytes, of {:.1} GB/s peak: {:.1}%",
-        a.achieved_bytes_per_s / 1e9,
+        run.achieved_bytes_per_s / 1e9,
         r.memory_peak_bytes_per_s / 1e9,
-        100.0 * a.achieved_bytes_per_s / r.memory_peak_bytes_per_s.max(1.0)
+        100.0 * run.achieved_bytes_per_s / r.memory_peak_bytes_per_s.max(1.0)
     );
     let _ = writeln!(
         s,
         "  throughput          {:.1} TFLOP/s of {:.1} peak: {:.1}%",
-        a.achieved_flops / 1e12,
-        a.peak_flops / 1e12,
-        100.0 * a.achieved_flops / a.peak_flops.max(1.0)
+        run.achieved_flops / 1e12,
+        run.peak_flops / 1e12,
+        100.0 * run.achieved_flops / run.peak_flops.max(1.0)
     );
     let _ = writeln!(
         s,
         "  device memory       {:.2} MB moved, {:.2}x the compulsory {:.2} MB (the cache read once, queries and outputs once)",
         (r.memory_read_bytes + r.memory_write_bytes) as f64 / 1e6,
-        a.memory_traffic_ratio,
-        a.compulsory_bytes as f64 / 1e6
+        run.memory_traffic_ratio,
+        run.compulsory_bytes as f64 / 1e6
     );
     engines(&mut s, r);
     s

@@ -9,9 +9,9 @@ use isa::Dtype;
 use models::spec::SystemSpec;
 use serde::Serialize;
 
-/// An attention kernel to measure.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AttentionBench {
+/// The shape of an attention kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct AttentionShape {
     pub requests: u32,
     /// Queries per request: 1 (or the draft tokens) in decode, the prompt in prefill (causal).
     pub queries: u32,
@@ -24,6 +24,12 @@ pub struct AttentionBench {
     /// Bytes of cache per token, all KV heads together.
     pub cache_bytes_per_token: u64,
     pub dtype: Dtype,
+}
+
+/// An attention kernel to measure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttentionBench {
+    pub shape: AttentionShape,
     pub cores: Option<u32>,
     pub compute_only: bool,
 }
@@ -32,7 +38,7 @@ impl AttentionBench {
     /// MLA's absorbed decode as FlashMLA runs it: one latent head of 512
     /// plus 64 rotary dimensions that keys and values share, in `dtype`.
     pub fn mla_decode(requests: u32, heads: u32, context: u32, dtype: Dtype) -> AttentionBench {
-        AttentionBench {
+        let shape = AttentionShape {
             requests,
             queries: 1,
             context,
@@ -42,23 +48,16 @@ impl AttentionBench {
             v_dim: 512,
             cache_bytes_per_token: 576 * dtype.bytes(),
             dtype,
-            cores: None,
-            compute_only: false,
-        }
+        };
+        AttentionBench { shape, cores: None, compute_only: false }
     }
 }
 
 /// What an attention kernel did on a chiplet.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct AttentionRun {
-    pub requests: u32,
-    pub queries: u32,
-    pub context: u32,
-    pub heads: u32,
-    pub kv_heads: u32,
-    pub qk_dim: u32,
-    pub v_dim: u32,
-    pub dtype: Dtype,
+    #[serde(flatten)]
+    pub shape: AttentionShape,
     /// Bytes attention must move at the least: the KV cache read once, the
     /// queries read and the outputs written once.
     pub compulsory_bytes: u64,
@@ -74,11 +73,10 @@ pub struct AttentionRun {
 
 /// Lower an attention kernel as a model run would, run it on chiplet 0, and measure it.
 pub fn attention(spec: &SystemSpec, bench: AttentionBench) -> Result<AttentionRun, String> {
-    let target = core_target(spec, bench.cores)?;
-    if target.matrix.rate(bench.dtype) == 0 {
-        return Err(format!("the matrix engine of `{}` does not support {}", spec.name, bench.dtype));
+    let (b, target) = (bench.shape, core_target(spec, bench.cores)?);
+    if target.matrix.rate(b.dtype) == 0 {
+        return Err(format!("the matrix engine of `{}` does not support {}", spec.name, b.dtype));
     }
-    let b = bench;
     if b.queries > b.context {
         return Err(format!("queries {} exceed the context {}: the keys include the queries", b.queries, b.context));
     }
@@ -103,21 +101,14 @@ pub fn attention(spec: &SystemSpec, bench: AttentionBench) -> Result<AttentionRu
     let programs = KernelCompiler::new(target.clone())
         .lower(&kernel, Tensors { weights: 0, activations: 1 << 40 })
         .map_err(|e| format!("{e:?}"))?;
-    let run = run_programs(spec, &programs, b.compute_only)?;
+    let run = run_programs(spec, &programs, bench.compute_only)?;
     let card = spec.node.card.as_ref().ok_or("no card")?;
     let peak = card.chiplet.peak_flops(b.dtype) * target.cores as f64 / card.chiplet.cores as f64;
     let rows = b.requests as u64 * b.queries as u64 * b.heads as u64;
     let compulsory = kernel.memory_bytes() + rows * (b.qk_dim as u64 + b.v_dim as u64) * b.dtype.bytes();
     let per_s = |x: f64| if run.seconds > 0.0 { x / run.seconds } else { 0.0 };
     Ok(AttentionRun {
-        requests: b.requests,
-        queries: b.queries,
-        context: b.context,
-        heads: b.heads,
-        kv_heads: b.kv_heads,
-        qk_dim: b.qk_dim,
-        v_dim: b.v_dim,
-        dtype: b.dtype,
+        shape: b,
         compulsory_bytes: compulsory,
         memory_traffic_ratio: (run.memory_read_bytes + run.memory_write_bytes) as f64 / compulsory as f64,
         achieved_bytes_per_s: per_s(compulsory as f64),

@@ -11,7 +11,7 @@ mod memory;
 mod noc;
 mod programs;
 
-pub use attention::{AttentionBench, AttentionRun, attention};
+pub use attention::{AttentionBench, AttentionRun, AttentionShape, attention};
 pub use collective::{CollectiveBench, CollectiveRun, LinkUse, collective};
 pub use cpu::{CpuBench, CpuRun, cpu};
 pub use gemm::{GemmBench, GemmPlanFigures, GemmRun, gemm};

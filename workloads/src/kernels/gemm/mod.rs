@@ -16,7 +16,7 @@
 mod streamed;
 
 use super::{CorePrograms, CoreTarget, Step, Tensors, emit};
-use isa::{Dtype, Instr, MemRef, Program, Shape};
+use isa::{BufId, Dtype, Instr, MemRef, Program, Shape};
 use std::collections::HashMap;
 use std::fmt;
 
@@ -551,6 +551,50 @@ fn deal_columns(active: &[(u64, u64)], n: u64, t: &CoreTarget, cells: &mut [Vec<
     }
 }
 
+/// A core's double-buffered GEMM tiles: inputs, weights, and FP32 output
+/// blocks, in the accumulator storage when it holds two.
+struct Tiles {
+    x: [BufId; 2],
+    w: [BufId; 2],
+    y: [BufId; 2],
+    dtype: Dtype,
+}
+
+impl Tiles {
+    fn new(p: &mut Program, (bm, bn, kt): Tiling, (wd, ab): (Dtype, u64), t: &CoreTarget) -> Tiles {
+        let wb = wd.bytes();
+        let x = [p.named_buffer("x0", bm * kt * ab), p.named_buffer("x1", bm * kt * ab)];
+        let w = [p.named_buffer("w0", kt * bn * wb), p.named_buffer("w1", kt * bn * wb)];
+        let block = bm * bn * 4;
+        let y = if accumulators_fit(bm, bn, t) {
+            [p.buffer_at("y0", t.scratchpad, block), p.buffer_at("y1", t.scratchpad + block, block)]
+        } else {
+            [p.named_buffer("y0", block), p.named_buffer("y1", block)]
+        };
+        Tiles { x, w, y, dtype: wd }
+    }
+
+    /// `y[yi] (+)= x[xi] · w[wi]` over an `m × n × k` tile.
+    fn matmul(&self, (xi, wi, yi): (usize, usize, usize), (m, n, k): (u64, u64, u64), accumulate: bool) -> Instr {
+        Instr::MatMul {
+            c: self.y[yi],
+            a: self.x[xi],
+            b: self.w[wi],
+            m: m as u32,
+            n: n as u32,
+            k: k as u32,
+            dtype: self.dtype,
+            acc: Dtype::Fp32,
+            accumulate,
+        }
+    }
+}
+
+/// A contiguous load of `bytes` into `dst`.
+fn load(dst: BufId, src: MemRef, bytes: u64) -> Instr {
+    Instr::Load { dst, src, shape: Shape::contiguous(bytes) }
+}
+
 /// The software-pipelined steps of one core's cells: per output block, the
 /// reduction in tiles (inputs and weights loaded from device memory or their
 /// staged copies), the block stored when complete. Accumulators go in the
@@ -567,14 +611,7 @@ fn block_steps(
     t: &CoreTarget,
 ) -> Vec<Step> {
     let wb = wd.bytes();
-    let x = [p.named_buffer("x0", bm * kt * ab), p.named_buffer("x1", bm * kt * ab)];
-    let w = [p.named_buffer("w0", kt * bn * wb), p.named_buffer("w1", kt * bn * wb)];
-    let block = bm * bn * 4;
-    let y = if accumulators_fit(bm, bn, t) {
-        [p.buffer_at("y0", t.scratchpad, block), p.buffer_at("y1", t.scratchpad + block, block)]
-    } else {
-        [p.named_buffer("y0", block), p.named_buffer("y1", block)]
-    };
+    let tiles = Tiles::new(p, (bm, bn, kt), (wd, ab), t);
     let (mut xi, mut wi, mut yi) = (0, 0, 0);
     let mut steps = Vec::new();
     for cell in cells {
@@ -595,25 +632,18 @@ fn block_steps(
                     if !(x_resident && kt == k) {
                         xi ^= 1;
                         let src = source(staged_x, inputs, (r0 * k + k0 * mc) * ab);
-                        step.loads.push(Instr::Load { dst: x[xi], src, shape: Shape::contiguous(mc * kc * ab) });
+                        step.loads.push(load(tiles.x[xi], src, mc * kc * ab));
                         x_resident = true;
                     }
                     wi ^= 1;
-                    let src = source(staged_w, weights, (c0 * k + k0 * nc) * wb);
-                    step.loads.push(Instr::Load { dst: w[wi], src, shape: Shape::contiguous(kc * nc * wb) });
-                    step.compute.push(Instr::MatMul {
-                        c: y[yi],
-                        a: x[xi],
-                        b: w[wi],
-                        m: mc as u32,
-                        n: nc as u32,
-                        k: kc as u32,
-                        dtype: wd,
-                        acc: Dtype::Fp32,
-                        accumulate: k0 > 0,
-                    });
+                    step.loads.push(load(
+                        tiles.w[wi],
+                        source(staged_w, weights, (c0 * k + k0 * nc) * wb),
+                        kc * nc * wb,
+                    ));
+                    step.compute.push(tiles.matmul((xi, wi, yi), (mc, nc, kc), k0 > 0));
                     if k0 + kc == k {
-                        step.stores.push(Instr::store(y[yi], outputs + r0 * n * ab + c0 * mc * ab, mc * nc * ab));
+                        step.stores.push(Instr::store(tiles.y[yi], outputs + r0 * n * ab + c0 * mc * ab, mc * nc * ab));
                     }
                     steps.push(step);
                 }

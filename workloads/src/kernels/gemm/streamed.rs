@@ -9,7 +9,7 @@
 //! the next one visible and frees the last. Device memory sees each input
 //! block row once per column block of a core's share, not once per core.
 
-use super::{Layout, STAGING_SHARE, Tiling, accumulators_fit};
+use super::{Layout, STAGING_SHARE, Tiles, Tiling, load};
 use crate::kernels::{CorePrograms, CoreTarget, Step, Tensors, emit};
 use isa::{Dtype, Instr, MemRef, Program, Shape};
 
@@ -158,17 +158,7 @@ pub(super) fn programs(
             let core = (i * cols.len() + j) as u64;
             let mut p = Program::new();
             let stage = [p.named_buffer("stage0", chunk), p.named_buffer("stage1", chunk)];
-            let x = [p.named_buffer("x0", bm * kt * ab), p.named_buffer("x1", bm * kt * ab)];
-            let w = [p.named_buffer("w0", kt * bn * wb), p.named_buffer("w1", kt * bn * wb)];
-            let block_bytes = bm * bn * 4;
-            let y = if accumulators_fit(bm, bn, t) {
-                [
-                    p.buffer_at("y0", t.scratchpad, block_bytes),
-                    p.buffer_at("y1", t.scratchpad + block_bytes, block_bytes),
-                ]
-            } else {
-                [p.named_buffer("y0", block_bytes), p.named_buffer("y1", block_bytes)]
-            };
+            let tiles = Tiles::new(&mut p, tiling, (wd, ab), t);
             let copies = |s: &Slice| -> Vec<(u64, u64, u64)> {
                 s.layout.share(core, cores, chunk).into_iter().map(|(from, to, len)| (from, s.base + to, len)).collect()
             };
@@ -177,9 +167,13 @@ pub(super) fn programs(
                     if c == steps.len() {
                         steps.push(Step::default());
                     }
-                    let (buf, shape) = (stage[c % 2], Shape::contiguous(len));
-                    steps[c].loads.push(Instr::Load { dst: buf, src: MemRef::Hbm(from), shape });
-                    steps[c].stores.push(Instr::Store { src: buf, dst: MemRef::Shared(to), shape });
+                    let buf = stage[c % 2];
+                    steps[c].loads.push(load(buf, MemRef::Hbm(from), len));
+                    steps[c].stores.push(Instr::Store {
+                        src: buf,
+                        dst: MemRef::Shared(to),
+                        shape: Shape::contiguous(len),
+                    });
                 }
             };
             let mut prologue = Vec::new();
@@ -204,30 +198,13 @@ pub(super) fn programs(
                         (xi, wi) = (xi ^ 1, wi ^ 1);
                         let mut step = Step::default();
                         let shared = |at: u64| MemRef::Shared(slice.base + at);
-                        step.loads.push(Instr::Load {
-                            dst: x[xi],
-                            src: shared(xs + offset * mc * ab),
-                            shape: Shape::contiguous(mc * kc * ab),
-                        });
-                        step.loads.push(Instr::Load {
-                            dst: w[wi],
-                            src: shared(ws + offset * nc * wb),
-                            shape: Shape::contiguous(kc * nc * wb),
-                        });
-                        step.compute.push(Instr::MatMul {
-                            c: y[yi],
-                            a: x[xi],
-                            b: w[wi],
-                            m: mc as u32,
-                            n: nc as u32,
-                            k: kc as u32,
-                            dtype: wd,
-                            acc: Dtype::Fp32,
-                            accumulate: k0 > 0,
-                        });
+                        step.loads.push(load(tiles.x[xi], shared(xs + offset * mc * ab), mc * kc * ab));
+                        step.loads.push(load(tiles.w[wi], shared(ws + offset * nc * wb), kc * nc * wb));
+                        step.compute.push(tiles.matmul((xi, wi, yi), (mc, nc, kc), k0 > 0));
                         steps.push(step);
                         if k0 + kc == k {
-                            pending = Some(Instr::store(y[yi], outputs + r0 * n * ab + c0 * mc * ab, mc * nc * ab));
+                            pending =
+                                Some(Instr::store(tiles.y[yi], outputs + r0 * n * ab + c0 * mc * ab, mc * nc * ab));
                         }
                     }
                 }
