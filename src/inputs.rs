@@ -63,14 +63,19 @@ pub fn workload(arg: &str) -> Result<Workload, Failure> {
         let known: Vec<&str> = presets.iter().map(|(n, _, _)| *n).collect();
         return Err(Failure::Input(format!("`{arg}` is neither a workload preset ({}) nor a file", known.join(", "))));
     }
+    workload_file(arg, &read)
+}
+
+/// A workload file and the files it names (a model, a routing histogram, a
+/// request trace or length file), each read by `read` relative to it.
+pub fn workload_file(arg: &str, read: &dyn Fn(&str) -> Result<String, Failure>) -> Result<Workload, Failure> {
     // Files a workload names are relative to it, as a user writing them next to it expects.
     let beside =
         |file: &str| Path::new(arg).parent().unwrap_or(Path::new(".")).join(file).to_string_lossy().into_owned();
     let model_file = |file: &str| {
         let path = beside(file);
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            models::input::InputError::general(arg, format!("model = \"{file}\": cannot read {path}: {e}"))
-        })?;
+        let text =
+            read(&path).map_err(|e| models::input::InputError::general(arg, format!("model = \"{file}\": {e}")))?;
         workloads::model::load_model_file(&path, &text)
     };
     let mut workload = workloads::workload::load_workload_with(arg, &read(arg)?, &model_file)?;
@@ -82,6 +87,11 @@ pub fn workload(arg: &str) -> Result<Workload, Failure> {
     if let Some(workloads::workload::Requests::Trace { file, rows, .. }) = &mut workload.spec.requests {
         let path = beside(file);
         *rows = traces::requests::parse(&path, &read(&path)?)?.1;
+    }
+    if let Some(lengths) = workload.spec.requests.as_mut().and_then(|r| r.lengths_mut()) {
+        let path = beside(&lengths.file);
+        let requests = traces::requests::parse(&path, &read(&path)?)?.1;
+        lengths.rows = requests.iter().map(|r| (r.prompt_tokens, r.output_tokens)).collect();
     }
     Ok(workload)
 }

@@ -16,6 +16,7 @@ mod model_cmd;
 mod output;
 mod requests_cmd;
 mod trace_cmd;
+mod validate_suite;
 
 use clap::{Parser, Subcommand};
 use inputs::Kind;
@@ -38,6 +39,18 @@ struct Cli {
 enum Command {
     /// Simulate a workload on a system and report latency, throughput and energy.
     Run(RunArgs),
+    /// Run the validation cases (validation/): published measurements against npusim's predictions.
+    ValidateSuite {
+        /// Only these cases (by id, e.g. P1); repeat for several.
+        #[arg(long)]
+        case: Vec<String>,
+        /// The verdict as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// List the cases and their sources without running them.
+        #[arg(long)]
+        list: bool,
+    },
     /// Check a hardware spec or workload file; exit status 2 if it is bad.
     Validate {
         file: String,
@@ -143,6 +156,14 @@ pub enum Failure {
     Io(String),
 }
 
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Input(m) | Failure::Io(m) => f.write_str(m),
+        }
+    }
+}
+
 impl From<models::input::InputError> for Failure {
     fn from(e: models::input::InputError) -> Failure {
         Failure::Input(e.to_string())
@@ -181,6 +202,7 @@ where
         ),
         Some(Command::Run(args)) => simulate(args, &command_line, &mut text),
         Some(Command::Validate { file, kind }) => validate(&file, kind, &mut text),
+        Some(Command::ValidateSuite { case, json: as_json, list }) => validation_suite(&case, as_json, list, &mut text),
         Some(Command::Presets) => {
             presets(&mut text);
             Ok(())
@@ -333,6 +355,21 @@ pub(crate) fn json<T: serde::Serialize>(value: &T) -> String {
     let mut out = serde_json::to_string_pretty(value).expect("results serialise");
     out.push('\n');
     out
+}
+
+fn validation_suite(only: &[String], as_json: bool, list: bool, text: &mut String) -> Result<(), Failure> {
+    if list {
+        for (case, path) in validate_suite::cases()?.iter().zip(validate_suite::case_paths()) {
+            let _ = writeln!(text, "{:<14} {}  ({}, {})", case.id, case.title, path.display(), case.source);
+        }
+        return Ok(());
+    }
+    let verdict = validate_suite::run(only)?;
+    text.push_str(&if as_json { json(&verdict) } else { verdict.summary() });
+    match verdict.failures.len() {
+        0 => Ok(()),
+        n => Err(Failure::Input(format!("{n} validation cases did not run (listed above)"))),
+    }
 }
 
 fn read_text(path: &str) -> Result<String, Failure> {

@@ -6,7 +6,8 @@
 //! token, utilisation per component class, traffic, and the bottleneck. A
 //! report prints as a short terminal [`summary`] or as versioned JSON
 //! ([`Report::to_json`], schema in `reports/README.md`); [`requests_csv`]
-//! gives one line per request. This crate computes
+//! gives one line per request; [`validation`] compares predictions with
+//! published measurements (`npusim validate-suite`). This crate computes
 //! and formats; it never runs simulations and never writes files.
 
 pub mod components;
@@ -15,6 +16,7 @@ pub mod micro;
 mod report;
 mod requests;
 mod summary;
+pub mod validation;
 
 pub use report::{
     Energy, Goodput, Hardware, Latency, MemoryPerChiplet, Report, SCHEMA_VERSION, StepShare, Steps, WorkloadSummary,

@@ -4,6 +4,7 @@
 use serde::Serialize;
 use sim_core::{ComponentStats, StatValue, Time};
 use std::collections::BTreeMap;
+use workloads::scheduler::RequestRecord;
 
 /// Mean and nearest-rank percentiles of a set of values, in seconds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
@@ -115,4 +116,38 @@ pub fn bottleneck(utilization: &BTreeMap<String, f64>) -> Option<Bottleneck> {
         _ => "the busiest resource",
     };
     Some(Bottleneck { class: class.clone(), utilization: u, explanation: explanation.to_string() })
+}
+
+/// Output tokens per second while a serving run is in its steady state:
+/// from the first request's last token (the batch has filled and begun to
+/// turn over) to the last request's admission (after it the batch only
+/// drains). A run of many more requests than its batch, as MLPerf's Offline
+/// scenario is, converges to this rate; a short run's whole-run throughput
+/// is lowered by its fill and drain.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct SteadyState {
+    pub tokens_per_s: f64,
+    pub tokens: u64,
+    pub from_s: f64,
+    pub to_s: f64,
+}
+
+impl SteadyState {
+    /// `None` when no request finished before the last was admitted (every
+    /// request ran in one batch: there is no steady state to measure).
+    pub fn of(requests: &[RequestRecord]) -> Option<SteadyState> {
+        let from = requests.iter().filter_map(|q| q.last_token).min()?;
+        let to = requests.iter().filter_map(|q| q.first_scheduled).max()?;
+        if to <= from {
+            return None;
+        }
+        let tokens = requests.iter().flat_map(|q| &q.token_times).filter(|&&t| t > from && t <= to).count() as u64;
+        let seconds = (to - from).as_secs_f64();
+        Some(SteadyState {
+            tokens_per_s: tokens as f64 / seconds,
+            tokens,
+            from_s: from.as_secs_f64(),
+            to_s: to.as_secs_f64(),
+        })
+    }
 }

@@ -2,7 +2,7 @@
 //! (documented in reports/README.md), built from a run's result.
 
 use crate::components::Components;
-use crate::metrics::{Bottleneck, Distribution, bottleneck, sum_stat, utilization, utilization_max};
+use crate::metrics::{Bottleneck, Distribution, SteadyState, bottleneck, sum_stat, utilization, utilization_max};
 use isa::Dtype;
 use serde::Serialize;
 use sim_core::Time;
@@ -25,6 +25,9 @@ pub struct Report {
     pub tokens_generated: u64,
     pub throughput_tokens_per_s: f64,
     pub throughput_requests_per_s: f64,
+    /// Output tokens per second between the batch's filling and its draining, where the run has both.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steady_state: Option<SteadyState>,
     /// Requests that met the workload's service-level objective, when it sets one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub goodput: Option<Goodput>,
@@ -242,6 +245,7 @@ impl Report {
             tokens_generated: tokens,
             throughput_tokens_per_s: if seconds > 0.0 { tokens as f64 / seconds } else { 0.0 },
             throughput_requests_per_s: if seconds > 0.0 { r.requests.len() as f64 / seconds } else { 0.0 },
+            steady_state: SteadyState::of(&r.requests),
             goodput,
             preemptions: r.requests.iter().map(|q| q.preemptions as u64).sum(),
             latency: Latency {

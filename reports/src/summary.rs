@@ -70,6 +70,15 @@ pub fn summary(r: &Report) -> String {
         r.throughput_requests_per_s,
         r.requests
     );
+    if let Some(steady) = &r.steady_state {
+        let _ = writeln!(
+            s,
+            "  steady state       {} tokens/s from {} to {} (the batch full and turning over)",
+            grouped(steady.tokens_per_s),
+            time(steady.from_s),
+            time(steady.to_s)
+        );
+    }
     if let Some(g) = &r.goodput {
         let _ = writeln!(
             s,

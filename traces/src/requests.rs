@@ -6,6 +6,8 @@
 //! - Azure (AzurePublicDataset, 2023 and 2024 LLM inference traces): header
 //!   `TIMESTAMP,ContextTokens,GeneratedTokens`; the timestamp is a date and
 //!   time, `2023-11-16 18:15:46.6805900`.
+//! - Lengths only: header `prompt_tokens,output_tokens`, every request at
+//!   time zero (an empirical length file, `requests.lengths`).
 //!
 //! Arrivals are made relative to the first request and must not go
 //! backwards; every error names the line and column.
@@ -19,10 +21,12 @@ use workloads::workload::TraceRequest;
 pub enum Form {
     Npusim,
     Azure,
+    Lengths,
 }
 
 const NPUSIM_HEADER: [&str; 3] = ["arrival_s", "prompt_tokens", "output_tokens"];
 const AZURE_HEADER: [&str; 3] = ["TIMESTAMP", "ContextTokens", "GeneratedTokens"];
+const LENGTHS_HEADER: [&str; 2] = ["prompt_tokens", "output_tokens"];
 
 fn problem(source: &str, line: u64, column: usize, path: &str, message: impl Into<String>) -> InputError {
     InputError {
@@ -45,6 +49,8 @@ pub fn parse(source: &str, text: &str) -> Result<(Form, Vec<TraceRequest>), Inpu
         Form::Npusim
     } else if names == AZURE_HEADER {
         Form::Azure
+    } else if names == LENGTHS_HEADER {
+        Form::Lengths
     } else {
         return Err(problem(
             source,
@@ -52,9 +58,10 @@ pub fn parse(source: &str, text: &str) -> Result<(Form, Vec<TraceRequest>), Inpu
             1,
             "header",
             format!(
-                "expected `{}` or the Azure trace's `{}`, found `{}`",
+                "expected `{}`, the Azure trace's `{}` or a length file's `{}`, found `{}`",
                 NPUSIM_HEADER.join(","),
                 AZURE_HEADER.join(","),
+                LENGTHS_HEADER.join(","),
                 names.join(",")
             ),
         ));
@@ -72,7 +79,8 @@ pub fn parse(source: &str, text: &str) -> Result<(Form, Vec<TraceRequest>), Inpu
         let column = |i: usize| record.iter().take(i).map(|f| f.len() + 1).sum::<usize>() + 1;
         let field = |i: usize| {
             record.get(i).ok_or_else(|| {
-                problem(source, line, column(i), header.get(i).unwrap_or(""), "expected 3 fields on the line")
+                let message = format!("expected {} fields on the line", header.len());
+                problem(source, line, column(i), header.get(i).unwrap_or(""), message)
             })
         };
         let count = |i: usize| -> Result<u32, InputError> {
@@ -82,6 +90,7 @@ pub fn parse(source: &str, text: &str) -> Result<(Form, Vec<TraceRequest>), Inpu
             })
         };
         let at_ps = match form {
+            Form::Lengths => 0,
             Form::Npusim => {
                 let text = field(0)?;
                 let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
@@ -121,10 +130,11 @@ pub fn parse(source: &str, text: &str) -> Result<(Form, Vec<TraceRequest>), Inpu
         let arrival = u64::try_from(at_ps - start).map_err(|_| {
             problem(source, line, 1, &header[0], "expected a trace shorter than 213 days (the engine's time range)")
         })?;
+        let lengths_at = usize::from(form != Form::Lengths);
         out.push(TraceRequest {
             arrival: Time::from_ps(arrival),
-            prompt_tokens: count(1)?.max(1),
-            output_tokens: count(2)?.max(1),
+            prompt_tokens: count(lengths_at)?.max(1),
+            output_tokens: count(lengths_at + 1)?.max(1),
         });
     }
     if out.is_empty() {
@@ -138,8 +148,9 @@ pub fn parse(source: &str, text: &str) -> Result<(Form, Vec<TraceRequest>), Inpu
 pub fn write(form: Form, requests: &[TraceRequest]) -> String {
     let mut out = String::with_capacity(48 * (requests.len() + 1));
     let header = match form {
-        Form::Npusim => NPUSIM_HEADER,
-        Form::Azure => AZURE_HEADER,
+        Form::Npusim => &NPUSIM_HEADER[..],
+        Form::Azure => &AZURE_HEADER[..],
+        Form::Lengths => &LENGTHS_HEADER[..],
     };
     out.push_str(&header.join(","));
     out.push('\n');
@@ -147,6 +158,10 @@ pub fn write(form: Form, requests: &[TraceRequest]) -> String {
     for r in requests {
         let ps = r.arrival.as_ps();
         let when = match form {
+            Form::Lengths => {
+                out.push_str(&format!("{},{}\n", r.prompt_tokens, r.output_tokens));
+                continue;
+            }
             Form::Npusim => format!("{}.{:012}", ps / 1_000_000_000_000, ps % 1_000_000_000_000),
             Form::Azure => {
                 let (seconds, fraction) = (ps / 1_000_000_000_000, ps % 1_000_000_000_000);
@@ -240,7 +255,7 @@ mod tests {
     }
 
     #[test]
-    fn written_traces_read_back_the_same_in_both_forms() {
+    fn written_traces_read_back_the_same_in_every_form() {
         let rows: Vec<TraceRequest> = (0..50u64)
             .map(|i| TraceRequest {
                 // Azure's timestamps have 100 ns steps.
@@ -249,10 +264,15 @@ mod tests {
                 output_tokens: 1 + i as u32 % 7,
             })
             .collect();
-        for form in [Form::Npusim, Form::Azure] {
+        for form in [Form::Npusim, Form::Azure, Form::Lengths] {
             let (read_form, read) = parse("t.csv", &write(form, &rows)).unwrap();
             assert_eq!(read_form, form);
-            assert_eq!(read, rows, "{form:?}");
+            // A length file keeps the lengths and puts every request at time zero.
+            let expected: Vec<TraceRequest> = match form {
+                Form::Lengths => rows.iter().map(|r| TraceRequest { arrival: Time::ZERO, ..*r }).collect(),
+                _ => rows.clone(),
+            };
+            assert_eq!(read, expected, "{form:?}");
         }
     }
 

@@ -1,10 +1,12 @@
 //! When requests arrive and how long they are: the scenario's batch at time
-//! zero, a seeded Poisson or gamma arrival process, or a recorded trace.
+//! zero, MLPerf-style offline requests, a seeded Poisson or gamma arrival
+//! process, or a recorded trace; lengths from the scenario's distributions
+//! or drawn from an empirical length file.
 
 use crate::scheduler::{Arrival, batch_arrivals, draw_lengths, length_rng};
-use crate::workload::{Requests, WorkloadSpec};
-use rand::SeedableRng;
+use crate::workload::{LengthFile, Requests, WorkloadSpec};
 use rand::rngs::Xoshiro256PlusPlus;
+use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, Exp, Gamma};
 use sim_core::Time;
 
@@ -16,30 +18,46 @@ pub fn arrivals(w: &WorkloadSpec, seed: u64) -> Result<Vec<Arrival>, String> {
     let s = &w.scenario;
     // Gaps in seconds from the distribution's own sampler, on a stream apart
     // from the lengths', so the lengths match the batch's for the same seed.
-    let from_gaps = |count: u32, gap: &dyn Fn(&mut Xoshiro256PlusPlus) -> f64| {
-        let mut gaps = Xoshiro256PlusPlus::seed_from_u64(seed ^ ARRIVAL_STREAM);
-        let mut lengths = length_rng(seed);
-        let mut at = 0.0f64;
-        (0..count)
-            .map(|i| {
-                if i > 0 {
-                    at += gap(&mut gaps);
+    let from_gaps =
+        |count: u32, file: &Option<LengthFile>, gap: &dyn Fn(&mut Xoshiro256PlusPlus) -> f64| -> Result<_, String> {
+            let rows = match file {
+                Some(f) if f.rows.is_empty() => {
+                    return Err(format!("requests.lengths `{}` was not read: load the workload from its file", f.file));
                 }
-                draw_lengths(s, Time::from_ps((at * 1e12).round() as u64), &mut lengths)
-            })
-            .collect()
-    };
+                Some(f) => Some(&f.rows),
+                None => None,
+            };
+            let mut gaps = Xoshiro256PlusPlus::seed_from_u64(seed ^ ARRIVAL_STREAM);
+            let mut lengths = length_rng(seed);
+            let mut at = 0.0f64;
+            Ok((0..count)
+                .map(|i| {
+                    if i > 0 {
+                        at += gap(&mut gaps);
+                    }
+                    let at = Time::from_ps((at * 1e12).round() as u64);
+                    match rows {
+                        Some(rows) => {
+                            let (prompt, output) = rows[lengths.random_range(0..rows.len())];
+                            Arrival { at, prompt, output }
+                        }
+                        None => draw_lengths(s, at, &mut lengths),
+                    }
+                })
+                .collect())
+        };
     match &w.requests {
         None => Ok(batch_arrivals(s, seed)),
-        &Some(Requests::Poisson { rate, count }) => {
+        Some(Requests::Offline { count, lengths }) => from_gaps(*count, lengths, &|_| 0.0),
+        &Some(Requests::Poisson { rate, count, ref lengths }) => {
             let exp = Exp::new(rate).map_err(|e| format!("requests.rate = {rate}: {e}"))?;
-            Ok(from_gaps(count, &|rng| exp.sample(rng)))
+            from_gaps(count, lengths, &|rng| exp.sample(rng))
         }
-        &Some(Requests::Gamma { rate, cv, count }) => {
+        &Some(Requests::Gamma { rate, cv, count, ref lengths }) => {
             // Mean gap 1/rate with coefficient of variation cv: shape 1/cv², scale cv²/rate.
             let shape = 1.0 / (cv * cv);
             let gamma = Gamma::new(shape, 1.0 / (rate * shape)).map_err(|e| format!("requests: {e}"))?;
-            Ok(from_gaps(count, &|rng| gamma.sample(rng)))
+            from_gaps(count, lengths, &|rng| gamma.sample(rng))
         }
         Some(Requests::Trace { file, count, rows }) => {
             if rows.is_empty() {
@@ -74,9 +92,9 @@ mod tests {
 
     #[test]
     fn arrival_processes_have_the_asked_rate_and_burstiness() {
-        let (mean, cv) = mean_cv(&gaps(Requests::Poisson { rate: 4.0, count: 20_000 }));
+        let (mean, cv) = mean_cv(&gaps(Requests::Poisson { rate: 4.0, count: 20_000, lengths: None }));
         assert!((mean - 0.25).abs() < 0.01 && (cv - 1.0).abs() < 0.03, "Poisson: mean {mean}, cv {cv}");
-        let (mean, cv) = mean_cv(&gaps(Requests::Gamma { rate: 4.0, cv: 3.0, count: 20_000 }));
+        let (mean, cv) = mean_cv(&gaps(Requests::Gamma { rate: 4.0, cv: 3.0, count: 20_000, lengths: None }));
         assert!((mean - 0.25).abs() < 0.02 && (cv - 3.0).abs() < 0.3, "gamma: mean {mean}, cv {cv}");
     }
 }

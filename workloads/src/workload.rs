@@ -36,12 +36,31 @@ pub struct WorkloadSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "arrivals", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Requests {
+    /// `count` requests, all at time zero, served `scenario.batch` at a time
+    /// (MLPerf's Offline scenario).
+    Offline {
+        count: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lengths: Option<LengthFile>,
+    },
     /// `count` requests with exponential gaps at `rate` per second; lengths
-    /// drawn from the scenario's `context_tokens` and `output_tokens`.
-    Poisson { rate: f64, count: u32 },
+    /// drawn from the scenario's `context_tokens` and `output_tokens`, or
+    /// from a length file.
+    Poisson {
+        rate: f64,
+        count: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lengths: Option<LengthFile>,
+    },
     /// Gamma-distributed gaps at `rate` per second with coefficient of
     /// variation `cv` (above 1: burstier than Poisson).
-    Gamma { rate: f64, cv: f64, count: u32 },
+    Gamma {
+        rate: f64,
+        cv: f64,
+        count: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lengths: Option<LengthFile>,
+    },
     /// A CSV beside the workload: `arrival_s,prompt_tokens,output_tokens`, or
     /// the Azure LLM inference trace's `TIMESTAMP,ContextTokens,GeneratedTokens`.
     Trace {
@@ -53,6 +72,43 @@ pub enum Requests {
         #[serde(skip)]
         rows: Vec<TraceRequest>,
     },
+}
+
+/// An empirical length distribution: a CSV beside the workload whose lines
+/// each give a request's prompt and output tokens
+/// (`prompt_tokens,output_tokens`, or any request trace, its arrivals
+/// ignored). Each request takes the lengths of a line drawn at random from
+/// the run's seed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub struct LengthFile {
+    pub file: String,
+    /// `(prompt, output)` tokens per line, filled in when the workload is loaded from a file.
+    pub rows: Vec<(u32, u32)>,
+}
+
+impl From<String> for LengthFile {
+    fn from(file: String) -> Self {
+        LengthFile { file, rows: Vec::new() }
+    }
+}
+
+impl From<LengthFile> for String {
+    fn from(l: LengthFile) -> Self {
+        l.file
+    }
+}
+
+impl Requests {
+    /// The length file its lengths are drawn from, if any.
+    pub fn lengths_mut(&mut self) -> Option<&mut LengthFile> {
+        match self {
+            Requests::Offline { lengths, .. } | Requests::Poisson { lengths, .. } | Requests::Gamma { lengths, .. } => {
+                lengths.as_mut()
+            }
+            Requests::Trace { .. } => None,
+        }
+    }
 }
 
 /// One request of a request trace.
@@ -382,7 +438,10 @@ fn validate(w: &WorkloadSpec) -> Vec<Invalid> {
         out.push(Invalid::new("plan.attention_tensor_parallel", "expected at least 1, found 0"));
     }
     match w.requests {
-        Some(Requests::Poisson { rate, count }) | Some(Requests::Gamma { rate, count, .. }) => {
+        Some(Requests::Offline { count: 0, .. }) => {
+            out.push(Invalid::new("requests.count", "expected at least 1, found 0"));
+        }
+        Some(Requests::Poisson { rate, count, .. }) | Some(Requests::Gamma { rate, count, .. }) => {
             if !(rate > 0.0 && rate.is_finite()) {
                 out.push(Invalid::new("requests.rate", format!("expected requests per second above 0, found {rate}")));
             }
