@@ -437,7 +437,7 @@ pub fn recorded_step(name: &str, graph: StepGraph) -> workloads::RecordedStep {
         model: None,
         seed: 0,
         step: 0,
-        requests: vec![workloads::build::RequestStep { cached: 0, new_tokens: 1, logits: 1 }],
+        requests: vec![workloads::build::RequestStep { cached: 0, new_tokens: 1, logits: 1, replica: None }],
         sample: workloads::sampling::SampleWork::default(),
         graph,
     }

@@ -198,6 +198,10 @@ pub struct RequestStep {
     /// Positions whose logits the step computes: 1, or 1 + the drafts when verifying them.
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub logits: u32,
+    /// The data-parallel replica that holds the request's KV cache, as the
+    /// scheduler placed it; absent: dealt by position ([`replica_of`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<u32>,
 }
 
 fn one() -> u32 {
@@ -236,7 +240,8 @@ pub fn build_step(
     let replicas = placement.replicas();
     let mut per_replica = vec![Vec::new(); replicas as usize];
     for (i, r) in requests.iter().enumerate() {
-        per_replica[replica_of(i, requests.len(), replicas)].push(*r);
+        let replica = r.replica.map_or_else(|| replica_of(i, requests.len(), replicas), |x| x as usize);
+        per_replica[replica % replicas as usize].push(*r);
     }
     let micro_batches = placement.micro_batches.max(1) as usize;
     // Per stage: the last op of the micro-batch before on it.
@@ -950,7 +955,12 @@ impl Builder<'_> {
                 .iter()
                 .map(|reqs| {
                     reqs.iter()
-                        .map(|r| RequestStep { cached: r.cached + r.new_tokens + i, new_tokens: 1, logits: 1 })
+                        .map(|r| RequestStep {
+                            cached: r.cached + r.new_tokens + i,
+                            new_tokens: 1,
+                            logits: 1,
+                            replica: r.replica,
+                        })
                         .collect()
                 })
                 .collect();

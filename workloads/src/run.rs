@@ -161,8 +161,9 @@ fn built_steps(
         token_budget: w.serving.token_budget,
         block_tokens: w.serving.kv_block_tokens,
         kv_blocks,
+        replicas: placement.replicas(),
     };
-    if let Some(blocks) = kv_blocks {
+    if let Some(blocks) = kv_blocks.map(|b| b / placement.replicas().max(1) as u64) {
         let block = w.serving.kv_block_tokens as u64;
         if let Some(a) = arrivals.iter().find(|a| (a.prompt as u64 + a.output as u64).div_ceil(block) > blocks) {
             return Err(RunError(format!(

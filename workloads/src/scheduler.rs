@@ -12,6 +12,13 @@
 //! the KV cache allow. A preempted request gives up its blocks and waits at
 //! the front of the queue; when readmitted it prefills its prompt and the
 //! tokens it had made (as vLLM's recompute preemption does).
+//!
+//! With data-parallel replicas each replica has its own share of the batch,
+//! its own token budget and its own KV cache, as each rank of a
+//! data-parallel deployment does: a request is admitted to the least loaded
+//! replica that has room (fewest running requests, the lowest index on a
+//! tie) and stays there, its KV cache with it, until it finishes or is
+//! preempted. The replicas still step together (one step spans them all).
 
 use crate::build::{RequestStep, replica_of};
 use crate::workload::{Mtp, Phase, Scenario};
@@ -69,13 +76,22 @@ pub struct Arrival {
 /// How requests are batched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Policy {
-    /// Requests in the running batch at most.
+    /// Requests in the running batch at most, all replicas together.
     pub max_batch: u32,
-    /// Tokens one step computes at most; `None`: whole prompts.
+    /// Tokens one step computes at most on each replica; `None`: whole prompts.
     pub token_budget: Option<u32>,
     pub block_tokens: u32,
-    /// Blocks of KV cache in all; `None`: no limit (the run checked the batch fits).
+    /// Blocks of KV cache in all, shared equally by the replicas; `None`: no
+    /// limit (the run checked the batch fits).
     pub kv_blocks: Option<u64>,
+    /// Data-parallel replicas (1: one scheduler's worth of everything).
+    pub replicas: u32,
+}
+
+impl Policy {
+    fn replica_batch(&self) -> usize {
+        self.max_batch.div_ceil(self.replicas.max(1)) as usize
+    }
 }
 
 /// One request and where it is.
@@ -90,6 +106,8 @@ pub struct Request {
     pub generated: u32,
     /// KV blocks it holds.
     blocks: u64,
+    /// The replica it runs on while admitted.
+    replica: u32,
     pub record: RequestRecord,
 }
 
@@ -110,7 +128,8 @@ pub struct Scheduler {
     /// Admitted requests, oldest first.
     running: Vec<usize>,
     policy: Policy,
-    free_blocks: u64,
+    /// Per replica: KV blocks not held by a request.
+    free_blocks: Vec<u64>,
     mtp: Option<Mtp>,
     rng: Xoshiro256PlusPlus,
     /// A recorded step's requests, served as recorded, once.
@@ -131,6 +150,7 @@ impl Scheduler {
                 cached: if phase == Phase::Decode { a.prompt } else { 0 },
                 generated: 0,
                 blocks: 0,
+                replica: 0,
                 record: RequestRecord { arrival: a.at, prompt_tokens: a.prompt, ..RequestRecord::default() },
             })
             .collect();
@@ -140,7 +160,10 @@ impl Scheduler {
             waiting: VecDeque::new(),
             running: Vec::new(),
             policy,
-            free_blocks: policy.kv_blocks.unwrap_or(0),
+            free_blocks: vec![
+                policy.kv_blocks.unwrap_or(0) / policy.replicas.max(1) as u64;
+                policy.replicas.max(1) as usize
+            ],
             mtp,
             rng: Xoshiro256PlusPlus::seed_from_u64(seed ^ ACCEPTANCE_STREAM),
             fixed: None,
@@ -155,7 +178,8 @@ impl Scheduler {
             .iter()
             .map(|r| Arrival { at: Time::ZERO, prompt: r.cached + r.new_tokens, output: r.logits.max(1) })
             .collect();
-        let policy = Policy { max_batch: steps.len() as u32, token_budget: None, block_tokens: 1, kv_blocks: None };
+        let policy =
+            Policy { max_batch: steps.len() as u32, token_budget: None, block_tokens: 1, kv_blocks: None, replicas: 1 };
         let mut s = Scheduler::new(&arrivals, Phase::Prefill, policy, mtp, seed);
         for (r, step) in s.requests.iter_mut().zip(steps) {
             // A decode or verification step: the request is past its prefill, its context cached.
@@ -197,7 +221,8 @@ impl Scheduler {
             return fixed.iter().copied().enumerate().collect();
         }
         let drafts = self.mtp.map_or(0, |m| m.draft_tokens);
-        let mut budget = self.policy.token_budget.map_or(u64::MAX, u64::from);
+        let replicas = self.policy.replicas.max(1) as usize;
+        let mut budget = vec![self.policy.token_budget.map_or(u64::MAX, u64::from); replicas];
         let mut plan = Vec::new();
         // Decoding requests, oldest first.
         let mut i = 0;
@@ -209,9 +234,16 @@ impl Scheduler {
             }
             let tokens = 1 + drafts;
             let upto = self.requests[id].cached + tokens;
+            let replica = self.requests[id].replica;
             let mut preempted_self = false;
             while !self.reserve(id, upto) {
-                let newest = *self.running.last().expect("the request itself is running");
+                // The newest request of the same replica gives its blocks back.
+                let newest = *self
+                    .running
+                    .iter()
+                    .rev()
+                    .find(|&&x| self.requests[x].replica == replica)
+                    .expect("the request itself is running");
                 self.preempt(newest);
                 if newest == id {
                     preempted_self = true;
@@ -219,28 +251,34 @@ impl Scheduler {
                 }
             }
             if preempted_self {
-                break;
+                continue;
             }
-            let r = &self.requests[id];
-            plan.push((id, RequestStep { cached: r.cached, new_tokens: tokens, logits: tokens }));
-            budget = budget.saturating_sub(tokens as u64);
+            let step = self.step_of(
+                id,
+                RequestStep { cached: self.requests[id].cached, new_tokens: tokens, logits: tokens, replica: None },
+            );
+            plan.push((id, step));
+            budget[replica as usize] = budget[replica as usize].saturating_sub(tokens as u64);
             i += 1;
         }
         // Prefills under way, then new requests, while the budget and the cache allow.
         let continuing: Vec<usize> = self.running.iter().copied().filter(|&id| !self.requests[id].prefilled).collect();
         for id in continuing {
-            match self.prefill_chunk(id, budget) {
-                Some(step) => {
-                    budget -= step.new_tokens as u64;
-                    plan.push((id, step));
-                }
-                None => break,
+            let replica = self.requests[id].replica as usize;
+            if let Some(step) = self.prefill_chunk(id, budget[replica]) {
+                budget[replica] -= step.new_tokens as u64;
+                plan.push((id, step));
             }
         }
+        let mut running_on = vec![0usize; replicas];
+        for &id in &self.running {
+            running_on[self.requests[id].replica as usize] += 1;
+        }
         while let Some(&id) = self.waiting.front() {
-            if self.running.len() >= self.policy.max_batch as usize || budget == 0 {
-                break;
-            }
+            // The least loaded replica with room in its batch and budget.
+            let open = |r: &usize| running_on[*r] < self.policy.replica_batch() && budget[*r] > 0;
+            let Some(replica) = (0..replicas).filter(open).min_by_key(|&r| running_on[r]) else { break };
+            self.requests[id].replica = replica as u32;
             let step = if self.requests[id].prefilled {
                 // Context already cached (a decode scenario): it joins the decoders.
                 let upto = self.requests[id].cached + 1 + drafts;
@@ -248,20 +286,30 @@ impl Scheduler {
                     break;
                 }
                 let r = &self.requests[id];
-                RequestStep { cached: r.cached, new_tokens: 1 + drafts, logits: 1 + drafts }
+                self.step_of(
+                    id,
+                    RequestStep { cached: r.cached, new_tokens: 1 + drafts, logits: 1 + drafts, replica: None },
+                )
             } else {
-                match self.prefill_chunk(id, budget) {
+                match self.prefill_chunk(id, budget[replica]) {
                     Some(step) => step,
                     None => break,
                 }
             };
             self.waiting.pop_front();
             self.running.push(id);
+            running_on[replica] += 1;
             self.requests[id].record.first_scheduled.get_or_insert(now);
-            budget = budget.saturating_sub(step.new_tokens as u64);
+            budget[replica] = budget[replica].saturating_sub(step.new_tokens as u64);
             plan.push((id, step));
         }
         plan
+    }
+
+    /// `step` with the request's replica named, where there are several.
+    fn step_of(&self, id: usize, step: RequestStep) -> RequestStep {
+        let replica = (self.policy.replicas > 1).then_some(self.requests[id].replica);
+        RequestStep { replica, ..step }
     }
 
     /// The next prefill chunk of `id` within `budget` tokens, with its KV blocks reserved.
@@ -273,7 +321,10 @@ impl Scheduler {
             return None;
         }
         let r = &self.requests[id];
-        Some(RequestStep { cached: r.cached, new_tokens: chunk, logits: u32::from(chunk == left) })
+        Some(self.step_of(
+            id,
+            RequestStep { cached: r.cached, new_tokens: chunk, logits: u32::from(chunk == left), replica: None },
+        ))
     }
 
     /// Give `id` the blocks to hold `tokens` tokens, if there are enough free.
@@ -284,10 +335,11 @@ impl Scheduler {
             return true;
         }
         if self.policy.kv_blocks.is_some() {
-            if self.free_blocks < need - held {
+            let free = &mut self.free_blocks[self.requests[id].replica as usize];
+            if *free < need - held {
                 return false;
             }
-            self.free_blocks -= need - held;
+            *free -= need - held;
         }
         self.requests[id].blocks = need;
         true
@@ -296,7 +348,7 @@ impl Scheduler {
     fn release(&mut self, id: usize) {
         let r = &mut self.requests[id];
         if self.policy.kv_blocks.is_some() {
-            self.free_blocks += r.blocks;
+            self.free_blocks[r.replica as usize] += r.blocks;
         }
         r.blocks = 0;
         self.running.retain(|&x| x != id);
@@ -364,7 +416,7 @@ impl Scheduler {
 
     /// A request that waits for more KV blocks than the whole cache has.
     pub fn stuck(&self) -> Option<&Request> {
-        let total = self.policy.kv_blocks?;
+        let total = self.policy.kv_blocks? / self.policy.replicas.max(1) as u64;
         self.waiting.iter().map(|&id| &self.requests[id]).find(|r| {
             let need = (r.prefill_length() as u64 + 1).div_ceil(self.policy.block_tokens as u64);
             need > total
@@ -426,7 +478,7 @@ mod tests {
     }
 
     fn policy(max_batch: u32, token_budget: Option<u32>, kv_blocks: Option<u64>) -> Policy {
-        Policy { max_batch, token_budget, block_tokens: 16, kv_blocks }
+        Policy { max_batch, token_budget, block_tokens: 16, kv_blocks, replicas: 1 }
     }
 
     /// Run steps of `step_ms` each until done; returns the plans.
@@ -458,9 +510,9 @@ mod tests {
             Scheduler::new(&[at(0, 100, 3), at(1, 300, 2)], Phase::Prefill, policy(8, Some(128), None), None, 1);
         let plans = serve(&mut s, 10);
         // Step 0: request 0's prompt (100). Step 1: it decodes (1) and request 1 takes 127 of its 300.
-        assert_eq!(plans[0], vec![(0, RequestStep { cached: 0, new_tokens: 100, logits: 1 })]);
-        assert_eq!(plans[1][0], (0, RequestStep { cached: 100, new_tokens: 1, logits: 1 }));
-        assert_eq!(plans[1][1], (1, RequestStep { cached: 0, new_tokens: 127, logits: 0 }));
+        assert_eq!(plans[0], vec![(0, RequestStep { cached: 0, new_tokens: 100, logits: 1, replica: None })]);
+        assert_eq!(plans[1][0], (0, RequestStep { cached: 100, new_tokens: 1, logits: 1, replica: None }));
+        assert_eq!(plans[1][1], (1, RequestStep { cached: 0, new_tokens: 127, logits: 0, replica: None }));
         assert!(plans.iter().all(|p| p.iter().map(|(_, r)| r.new_tokens).sum::<u32>() <= 128));
         assert!(s.done() && s.unfinished().is_none());
         assert_eq!(s.records()[1].tokens, 2);
@@ -476,7 +528,7 @@ mod tests {
         let records = s.records();
         assert!(records.iter().all(|r| r.tokens == 40));
         assert!(records.iter().map(|r| r.preemptions).sum::<u32>() > 0, "the cache was too small for all four");
-        assert_eq!(s.free_blocks, 12, "every block is given back");
+        assert_eq!(s.free_blocks, vec![12], "every block is given back");
     }
 
     #[test]

@@ -239,13 +239,13 @@ mod tests {
 
     #[test]
     fn shapes_ignore_order_and_small_context_changes() {
-        let d = |cached| RequestStep { cached, new_tokens: 1, logits: 1 };
-        let p = RequestStep { cached: 0, new_tokens: 700, logits: 1 };
+        let d = |cached| RequestStep { cached, new_tokens: 1, logits: 1, replica: None };
+        let p = RequestStep { cached: 0, new_tokens: 700, logits: 1, replica: None };
         assert_eq!(StepShape::of(&[d(2000), p, d(2001)]), StepShape::of(&[p, d(2001), d(2002)]));
         assert_ne!(StepShape::of(&[d(2000), d(2001)]), StepShape::of(&[d(2000), d(2001), d(5)]));
         assert_ne!(StepShape::of(&[d(2000)]), StepShape::of(&[d(4000)]));
         // Prompt chunks count in all: two chunks against one of their size together.
-        let q = RequestStep { cached: 0, new_tokens: 350, logits: 1 };
+        let q = RequestStep { cached: 0, new_tokens: 350, logits: 1, replica: None };
         assert_ne!(StepShape::of(&[d(2000), q, q]), StepShape::of(&[d(2000), p]));
         assert_eq!(StepShape::of(&[d(2000), p]), StepShape::of(&[d(2010), RequestStep { new_tokens: 690, ..p }]));
         assert_eq!(

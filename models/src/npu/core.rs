@@ -94,7 +94,7 @@ struct Run {
 #[derive(Debug)]
 pub struct Core {
     cfg: CoreConfig,
-    port_rate: u64,
+    ports: super::ports::Ports,
     waiting: VecDeque<Launch>,
     run: Option<Run>,
     deps_left: Vec<u32>,
@@ -103,8 +103,6 @@ pub struct Core {
     semaphores: Vec<u32>,
     /// Cycle at which the matrix and vector engines' input stages free up.
     free_cycle: [u64; 4],
-    /// Cycle at which the scratchpad ports free up.
-    port_cycle: u64,
     /// Since when, and why, an engine has been waiting with nothing it can issue.
     blocked: [Option<(Time, Cause)>; 4],
     stalls: [[Time; 4]; 4],
@@ -127,7 +125,7 @@ pub struct Core {
 impl Core {
     pub fn new(cfg: CoreConfig) -> Core {
         Core {
-            port_rate: cfg.port_bytes_per_cycle.max(1),
+            ports: super::ports::Ports::new(cfg.port_bytes_per_cycle),
             cfg,
             waiting: VecDeque::new(),
             run: None,
@@ -136,7 +134,6 @@ impl Core {
             fully_issued: Vec::new(),
             semaphores: vec![0; 256],
             free_cycle: [0; 4],
-            port_cycle: 0,
             blocked: [None; 4],
             stalls: [[Time::ZERO; 4]; 4],
             busy: [BusyTime::default(); 4],
@@ -301,14 +298,13 @@ impl Core {
         }
     }
 
-    /// Reserve the scratchpad ports for `bytes` from `from_cycle`; returns the cycle they are through.
-    fn port(&mut self, from_cycle: u64, bytes: u64) -> u64 {
+    /// Reserve the scratchpad ports for `bytes` from `from_cycle` (now is
+    /// `now_cycle`); returns the cycle they are through.
+    fn port(&mut self, now_cycle: u64, from_cycle: u64, bytes: u64) -> u64 {
         if self.cfg.compute_only || bytes == 0 {
             return from_cycle;
         }
-        let start = from_cycle.max(self.port_cycle);
-        self.port_cycle = start + bytes.div_ceil(self.port_rate);
-        self.port_cycle
+        self.ports.reserve(now_cycle, from_cycle, bytes)
     }
 
     fn issue_compute(&mut self, engine: Engine, ctx: &mut Ctx<'_, Msg>) -> bool {
@@ -328,7 +324,7 @@ impl Core {
         let ready = self.cfg.clock.cycles_covering(now).0;
         let start = self.free_cycle[e].max(ready + timing.fill);
         let computed = start + timing.streaming();
-        let end = computed.max(self.port(start, traffic));
+        let end = computed.max(self.port(ready, start, traffic));
         self.unblock(engine, self.time_of(ready.max(self.free_cycle[e])));
         if end > computed {
             self.stalls[e][Cause::Port as usize] += self.time_of(end) - self.time_of(computed);
@@ -553,7 +549,7 @@ impl Core {
     /// Another core reads or writes this core's scratchpad: it uses the ports.
     fn serve_peer(&mut self, bytes: u64, reply_to: ComponentId, token: u64, reply_delay: Time, ctx: &mut Ctx<'_, Msg>) {
         let now = self.cfg.clock.cycles_covering(ctx.now()).0;
-        let through = self.port(now, bytes);
+        let through = self.port(now, now, bytes);
         self.sram_bits += bytes * 8;
         let at = self.time_of(through).max(ctx.now()) + reply_delay;
         ctx.send_at(reply_to, at, Msg::Done { token });

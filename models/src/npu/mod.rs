@@ -4,6 +4,7 @@
 mod commands;
 mod core;
 pub mod memo;
+mod ports;
 mod prepared;
 mod sequencer;
 mod timing;

@@ -160,6 +160,15 @@ pub struct DmaSpec {
     pub max_outstanding: u32,
     /// Size of one memory transaction; a load or store is split into these.
     pub transaction_size: Bytes,
+    /// Cores that one load can feed at once (Hopper's TMA multicast to the
+    /// SMs of a cluster): 1, no multicast, or 2, pairs of cores whose GEMM
+    /// tiles share inputs each load half and pass it to the other.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub multicast: u32,
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 /// Energy of the chiplet's actions.

@@ -33,6 +33,12 @@ pub fn validate(spec: &SystemSpec) -> Vec<Invalid> {
         at_least_one("node.card.chiplet.core.dma.queue_depth", c.core.dma.queue_depth.into());
         at_least_one("node.card.chiplet.core.queue_depth", c.core.queue_depth.into());
         at_least_one("node.card.chiplet.core.dma.max_outstanding", c.core.dma.max_outstanding.into());
+        if !(1..=2).contains(&c.core.dma.multicast) {
+            out.push(Invalid::new(
+                "node.card.chiplet.core.dma.multicast",
+                format!("expected 1 (none) or 2 (pairs of cores), found {}", c.core.dma.multicast),
+            ));
+        }
     }
     pcie(&mut out, "node.host_link", &node.host_link);
     cpu_checks(&mut out, cpu);

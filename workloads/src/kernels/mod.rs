@@ -38,6 +38,8 @@ pub struct CoreTarget {
     pub shared_sram: u64,
     /// Each core's share of the shared SRAM's bandwidth, in bytes per core cycle.
     pub shared_bytes_per_cycle: f64,
+    /// Cores one load can feed (`core.dma.multicast`).
+    pub multicast: u32,
 }
 
 impl CoreTarget {
@@ -56,6 +58,7 @@ impl CoreTarget {
             memory_bytes_per_cycle: per_core_cycle(chiplet.memory.peak_bandwidth().bytes_per_s()),
             shared_sram: chiplet.shared_sram.size.get(),
             shared_bytes_per_cycle: per_core_cycle(chiplet.shared_sram.bandwidth.bytes_per_s()),
+            multicast: chiplet.core.dma.multicast,
         }
     }
 

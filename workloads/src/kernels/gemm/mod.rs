@@ -498,6 +498,7 @@ pub(super) fn gemm(
         }
     }
     let stagers = cells.iter().filter(|c| !c.is_empty()).count() as u64;
+    let partners = if t.multicast >= 2 && max_m > 2 * t.rows() { pairs(&cells) } else { vec![None; cells.len()] };
     let mut out = Vec::new();
     for (core, cells) in cells.into_iter().enumerate() {
         let Some(mc) = cells.iter().map(|c| c.rows.1 - c.rows.0).max() else { continue };
@@ -522,12 +523,53 @@ pub(super) fn gemm(
             emit(&mut p, prologue);
             p.push(Instr::Barrier);
         }
-        let steps = block_steps(&mut p, &cells, (k64, n64), tiling, (wd, ab), at, &layout, t);
+        let pair = partners[core].map(|partner| Pair { partner, second: (partner as usize) < core });
+        let steps = block_steps(&mut p, &cells, (k64, n64), tiling, (wd, ab), at, &layout, t, pair);
         emit(&mut p, steps);
         out.push((core as u32, p));
     }
     out
 }
+
+/// Cores paired to share their input tiles where the hardware multicasts
+/// (`core.dma.multicast = 2`), as Hopper's TMA multicast shares one L2 read
+/// between the two SMs of a cluster: neighbours whose
+/// cells cover the same rows of the same groups with runs of columns of the
+/// same widths (so their steps match one for one). Each loads half of every
+/// input tile and sends it to the other.
+fn pairs(cells: &[Vec<Cell>]) -> Vec<Option<u16>> {
+    let same = |a: &[Cell], b: &[Cell]| {
+        !a.is_empty()
+            && a.len() == b.len()
+            && a.iter().zip(b).all(|(x, y)| {
+                (x.group, x.m, x.rows) == (y.group, y.m, y.rows) && x.cols.1 - x.cols.0 == y.cols.1 - y.cols.0
+            })
+    };
+    let mut out = vec![None; cells.len()];
+    let mut c = 0;
+    while c + 1 < cells.len() {
+        if same(&cells[c], &cells[c + 1]) {
+            out[c] = Some((c + 1) as u16);
+            out[c + 1] = Some(c as u16);
+            c += 2;
+        } else {
+            c += 1;
+        }
+    }
+    out
+}
+
+/// A core's partner in sharing input tiles, and which half it loads.
+#[derive(Clone, Copy, Debug)]
+struct Pair {
+    partner: u16,
+    second: bool,
+}
+
+/// Semaphores of a pair's exchange: the partner's half has arrived; the
+/// partner is done with a tile buffer, so the next half may be sent into it.
+const HALF_ARRIVED: u8 = 1;
+const BUFFER_FREE: u8 = 2;
 
 /// Deal the columns of every active group to the cores in equal runs of whole array widths.
 fn deal_columns(active: &[(u64, u64)], n: u64, t: &CoreTarget, cells: &mut [Vec<Cell>]) {
@@ -598,7 +640,10 @@ fn load(dst: BufId, src: MemRef, bytes: u64) -> Instr {
 /// The software-pipelined steps of one core's cells: per output block, the
 /// reduction in tiles (inputs and weights loaded from device memory or their
 /// staged copies), the block stored when complete. Accumulators go in the
-/// accumulator storage when it holds two blocks.
+/// accumulator storage when it holds two blocks. A paired core loads half
+/// of each input tile and sends it into the same buffer of its partner (the
+/// data's place within the buffer does not change the timing), and its
+/// matrix multiply waits for the partner's half.
 #[allow(clippy::too_many_arguments)]
 fn block_steps(
     p: &mut Program,
@@ -609,11 +654,14 @@ fn block_steps(
     at: Tensors,
     layout: &Layout,
     t: &CoreTarget,
+    pair: Option<Pair>,
 ) -> Vec<Step> {
     let wb = wd.bytes();
     let tiles = Tiles::new(p, (bm, bn, kt), (wd, ab), t);
     let (mut xi, mut wi, mut yi) = (0, 0, 0);
-    let mut steps = Vec::new();
+    let mut steps: Vec<Step> = Vec::new();
+    // Per input tile loaded: the step that loads it and the last step that uses it.
+    let mut x_loads: Vec<(usize, usize)> = Vec::new();
     for cell in cells {
         let weights = at.weights + cell.group * k * n * wb;
         let inputs = at.activations + cell.group * cell.m * k * ab;
@@ -629,11 +677,30 @@ fn block_steps(
                 for k0 in (0..k).step_by(kt as usize) {
                     let kc = kt.min(k - k0);
                     let mut step = Step::default();
+                    // The half sent to the partner goes after this step's
+                    // loads, so the in-order DMA queue does not hold the
+                    // weights back while the half arrives.
+                    let mut exchange = Vec::new();
                     if !(x_resident && kt == k) {
                         xi ^= 1;
-                        let src = source(staged_x, inputs, (r0 * k + k0 * mc) * ab);
-                        step.loads.push(load(tiles.x[xi], src, mc * kc * ab));
+                        let (bytes, src) = (mc * kc * ab, source(staged_x, inputs, (r0 * k + k0 * mc) * ab));
+                        match pair {
+                            Some(Pair { partner, second }) => {
+                                let half = bytes / 2;
+                                let (mine, theirs) = if second { (bytes - half, half) } else { (half, bytes - half) };
+                                let src = if second { offset(src, theirs) } else { src };
+                                let at = p.buffers[tiles.x[xi].0 as usize].offset + if second { 0 } else { theirs };
+                                step.loads.push(load(tiles.x[xi], src, mine));
+                                exchange.push(Instr::Send { src: tiles.x[xi], core: partner, offset: at, bytes: mine });
+                                exchange.push(Instr::Signal { sem: HALF_ARRIVED, core: Some(partner) });
+                            }
+                            None => step.loads.push(load(tiles.x[xi], src, bytes)),
+                        }
+                        if pair.is_some() {
+                            step.compute.push(Instr::Wait { sem: HALF_ARRIVED, count: 1 });
+                        }
                         x_resident = true;
+                        x_loads.push((steps.len(), steps.len()));
                     }
                     wi ^= 1;
                     step.loads.push(load(
@@ -641,7 +708,11 @@ fn block_steps(
                         source(staged_w, weights, (c0 * k + k0 * nc) * wb),
                         kc * nc * wb,
                     ));
+                    step.loads.extend(exchange);
                     step.compute.push(tiles.matmul((xi, wi, yi), (mc, nc, kc), k0 > 0));
+                    if let Some(last) = x_loads.last_mut() {
+                        last.1 = steps.len();
+                    }
                     if k0 + kc == k {
                         step.stores.push(Instr::store(tiles.y[yi], outputs + r0 * n * ab + c0 * mc * ab, mc * nc * ab));
                     }
@@ -650,5 +721,25 @@ fn block_steps(
             }
         }
     }
+    if let Some(Pair { partner, .. }) = pair {
+        // A half may go into the partner's buffer once the partner is done
+        // with the tile two loads before, which used the same buffer.
+        for j in 2..x_loads.len() {
+            let (freed_by, load_step) = (x_loads[j - 2].1, x_loads[j].0);
+            steps[freed_by].compute.push(Instr::Signal { sem: BUFFER_FREE, core: Some(partner) });
+            let loads = &mut steps[load_step].loads;
+            let send = loads.iter().position(|i| matches!(i, Instr::Send { .. })).expect("the step sends a half");
+            loads.insert(send, Instr::Wait { sem: BUFFER_FREE, count: 1 });
+        }
+    }
     steps
+}
+
+/// `r` moved on by `bytes`.
+fn offset(r: MemRef, bytes: u64) -> MemRef {
+    match r {
+        MemRef::Hbm(a) => MemRef::Hbm(a + bytes),
+        MemRef::Shared(a) => MemRef::Shared(a + bytes),
+        MemRef::Core { core, offset } => MemRef::Core { core, offset: offset + bytes },
+    }
 }
