@@ -40,6 +40,8 @@ pub struct CoreTarget {
     pub shared_bytes_per_cycle: f64,
     /// Cores one load can feed (`core.dma.multicast`).
     pub multicast: u32,
+    /// Core cycles from a load's issue to its first bytes from the shared SRAM, unloaded.
+    pub load_latency_cycles: u64,
 }
 
 impl CoreTarget {
@@ -59,6 +61,7 @@ impl CoreTarget {
             shared_sram: chiplet.shared_sram.size.get(),
             shared_bytes_per_cycle: per_core_cycle(chiplet.shared_sram.bandwidth.bytes_per_s()),
             multicast: chiplet.core.dma.multicast,
+            load_latency_cycles: (chiplet.shared_sram.latency.time().as_secs_f64() * chiplet.clock.hz() as f64).ceil() as u64,
         }
     }
 
@@ -198,21 +201,23 @@ struct Step {
 /// the next tile while this one computes, and a store waiting on a result
 /// never holds up the next tile's loads.
 fn emit(program: &mut Program, steps: Vec<Step>) {
-    let mut steps = steps.into_iter().peekable();
-    if let Some(first) = steps.peek_mut() {
-        for load in first.loads.drain(..) {
-            program.push(load);
-        }
+    emit_ahead(program, steps, 1);
+}
+
+/// [`emit`] with each step's loads `ahead` steps ahead of its compute (a
+/// pipeline of `ahead + 1` buffers of each operand).
+fn emit_ahead(program: &mut Program, mut steps: Vec<Step>, ahead: usize) {
+    let ahead = ahead.max(1);
+    for step in steps.iter_mut().take(ahead) {
+        program.instrs.append(&mut step.loads);
     }
-    while let Some(step) = steps.next() {
-        if let Some(next) = steps.peek_mut() {
-            for load in next.loads.drain(..) {
-                program.push(load);
-            }
+    for i in 0..steps.len() {
+        if let Some(next) = steps.get_mut(i + ahead) {
+            program.instrs.append(&mut next.loads);
         }
-        for instr in step.compute.into_iter().chain(step.stores) {
-            program.push(instr);
-        }
+        let step = &mut steps[i];
+        program.instrs.append(&mut step.compute);
+        program.instrs.append(&mut step.stores);
     }
 }
 

@@ -15,7 +15,7 @@
 
 mod streamed;
 
-use super::{CorePrograms, CoreTarget, Step, Tensors, emit};
+use super::{CorePrograms, CoreTarget, Step, Tensors, emit, emit_ahead};
 use isa::{BufId, Dtype, Instr, MemRef, Program, Shape};
 use std::collections::HashMap;
 use std::fmt;
@@ -129,6 +129,19 @@ fn footprint(bm: u64, bn: u64, kt: u64, wb: u64, ab: u64, t: &CoreTarget) -> u64
     if accumulators_fit(bm, bn, t) { tiles } else { tiles + 2 * bm * bn * 4 }
 }
 
+/// Most buffers of each operand a core pipelines (DeepGEMM's Hopper
+/// kernels run four to eight stages; four hide a loaded L2's latency here).
+const MAX_STAGES: u64 = 4;
+
+/// Buffers of each operand a tiling pipelines in `budget` bytes: as many as
+/// fit, two to [`MAX_STAGES`]; more let a load issue further ahead of the
+/// tile that needs it.
+fn stages(bm: u64, bn: u64, kt: u64, (wb, ab): (u64, u64), t: &CoreTarget, budget: u64) -> u64 {
+    let per_stage = bm * kt * ab + kt * bn * wb;
+    let fixed = footprint(bm, bn, kt, wb, ab, t) - 2 * per_stage;
+    (budget.saturating_sub(fixed) / per_stage.max(1)).clamp(2, MAX_STAGES)
+}
+
 /// Scratchpad bytes left for tiles when a core also stages.
 fn tile_budget(t: &CoreTarget, staging: Staging) -> u64 {
     if staging.any() { t.scratchpad - t.scratchpad / STAGING_SHARE } else { t.scratchpad }
@@ -143,11 +156,15 @@ fn tile_budget(t: &CoreTarget, staging: Staging) -> u64 {
 #[allow(clippy::too_many_arguments)]
 fn estimate(mc: u64, nc: u64, k: u64, tiling: Tiling, wd: Dtype, ab: u64, s: Staging, t: &CoreTarget) -> u64 {
     let traffic = Traffic::of(mc, nc, k, tiling, wd.bytes(), ab);
-    estimate_moving(mc, nc, k, tiling, wd, ab, (traffic.memory(s), traffic.shared(s)), t)
+    let stages = stages(tiling.0, tiling.1, tiling.2, (wd.bytes(), ab), t, tile_budget(t, s));
+    estimate_moving(mc, nc, k, tiling, wd, ab, (traffic.memory(s), traffic.shared(s)), stages, t)
 }
 
 /// [`estimate`] of a share that moves `memory` bytes to and from device
-/// memory and `shared` bytes to and from the shared SRAM.
+/// memory and `shared` bytes to and from the shared SRAM, pipelining
+/// `stages` buffers of each operand. A tile's load takes the latency and
+/// its bytes at the core's share of the bandwidth; what of that the
+/// `stages - 1` tiles computed meanwhile do not cover stalls every tile.
 #[allow(clippy::too_many_arguments)]
 fn estimate_moving(
     mc: u64,
@@ -157,6 +174,7 @@ fn estimate_moving(
     wd: Dtype,
     ab: u64,
     (memory, shared): (u64, u64),
+    stages: u64,
     t: &CoreTarget,
 ) -> u64 {
     let (bm, bn, kt) = tiling;
@@ -171,7 +189,9 @@ fn estimate_moving(
     let compute = instructions * per_instruction;
     let first_load = ((bm * kt * ab + kt * bn * wb) as f64 / memory_rate) as u64;
     let overhead = instructions * (tile.fill + tile.drain + INSTRUCTION_LATENCY_CYCLES);
-    (load + per_instruction).max(first_load + compute) + overhead
+    let tile_load = t.load_latency_cycles + load / instructions.max(1);
+    let exposed = instructions * tile_load.saturating_sub((stages - 1) * per_instruction);
+    (load + per_instruction).max(first_load + compute + exposed) + overhead
 }
 
 /// Core cycles of a prologue staging `bytes` over `cores` cores: each core
@@ -335,7 +355,7 @@ fn plan(m: u64, n: u64, k: u64, wd: Dtype, ad: Dtype, t: &CoreTarget, reuse: Reu
                 let copied = stream.staged_bytes.div_ceil(cores);
                 let outputs = mc * nc * ab;
                 let moving = (outputs + copied, stream.core_reads + copied);
-                let busiest = estimate_moving(mc, nc, k, tiling, wd, ab, moving, t)
+                let busiest = estimate_moving(mc, nc, k, tiling, wd, ab, moving, 2, t)
                     + stream.syncs() * STAGING_LATENCY_CYCLES
                     + prologue(stream.first_slice, cores, t);
                 let staging = Staging { streamed: true, ..Staging::BOTH };
@@ -524,8 +544,9 @@ pub(super) fn gemm(
             p.push(Instr::Barrier);
         }
         let pair = partners[core].map(|partner| Pair { partner, second: (partner as usize) < core });
-        let steps = block_steps(&mut p, &cells, (k64, n64), tiling, (wd, ab), at, &layout, t, pair);
-        emit(&mut p, steps);
+        let budget = tile_budget(t, s);
+        let (steps, stages) = block_steps(&mut p, &cells, (k64, n64), tiling, (wd, ab), at, &layout, t, pair, budget);
+        emit_ahead(&mut p, steps, stages - 1);
         out.push((core as u32, p));
     }
     out
@@ -596,17 +617,17 @@ fn deal_columns(active: &[(u64, u64)], n: u64, t: &CoreTarget, cells: &mut [Vec<
 /// A core's double-buffered GEMM tiles: inputs, weights, and FP32 output
 /// blocks, in the accumulator storage when it holds two.
 struct Tiles {
-    x: [BufId; 2],
-    w: [BufId; 2],
+    x: Vec<BufId>,
+    w: Vec<BufId>,
     y: [BufId; 2],
     dtype: Dtype,
 }
 
 impl Tiles {
-    fn new(p: &mut Program, (bm, bn, kt): Tiling, (wd, ab): (Dtype, u64), t: &CoreTarget) -> Tiles {
+    fn new(p: &mut Program, (bm, bn, kt): Tiling, (wd, ab): (Dtype, u64), stages: u64, t: &CoreTarget) -> Tiles {
         let wb = wd.bytes();
-        let x = [p.named_buffer("x0", bm * kt * ab), p.named_buffer("x1", bm * kt * ab)];
-        let w = [p.named_buffer("w0", kt * bn * wb), p.named_buffer("w1", kt * bn * wb)];
+        let x = (0..stages).map(|i| p.named_buffer(format!("x{i}"), bm * kt * ab)).collect();
+        let w = (0..stages).map(|i| p.named_buffer(format!("w{i}"), kt * bn * wb)).collect();
         let block = bm * bn * 4;
         let y = if accumulators_fit(bm, bn, t) {
             [p.buffer_at("y0", t.scratchpad, block), p.buffer_at("y1", t.scratchpad + block, block)]
@@ -637,13 +658,15 @@ fn load(dst: BufId, src: MemRef, bytes: u64) -> Instr {
     Instr::Load { dst, src, shape: Shape::contiguous(bytes) }
 }
 
-/// The software-pipelined steps of one core's cells: per output block, the
-/// reduction in tiles (inputs and weights loaded from device memory or their
-/// staged copies), the block stored when complete. Accumulators go in the
+/// The software-pipelined steps of one core's cells, and the buffers of
+/// each operand they cycle through: per output block, the reduction in
+/// tiles (inputs and weights loaded from device memory or their staged
+/// copies), the block stored when complete. Accumulators go in the
 /// accumulator storage when it holds two blocks. A paired core loads half
 /// of each input tile and sends it into the same buffer of its partner (the
-/// data's place within the buffer does not change the timing), and its
-/// matrix multiply waits for the partner's half.
+/// data's place within the buffer does not change the timing) while it
+/// computes the tile before, and its matrix multiply waits for the
+/// partner's half.
 #[allow(clippy::too_many_arguments)]
 fn block_steps(
     p: &mut Program,
@@ -655,13 +678,17 @@ fn block_steps(
     layout: &Layout,
     t: &CoreTarget,
     pair: Option<Pair>,
-) -> Vec<Step> {
+    budget: u64,
+) -> (Vec<Step>, usize) {
     let wb = wd.bytes();
-    let tiles = Tiles::new(p, (bm, bn, kt), (wd, ab), t);
+    let stages = stages(bm, bn, kt, (wb, ab), t, budget);
+    let tiles = Tiles::new(p, (bm, bn, kt), (wd, ab), stages, t);
+    let stages = stages as usize;
     let (mut xi, mut wi, mut yi) = (0, 0, 0);
     let mut steps: Vec<Step> = Vec::new();
-    // Per input tile loaded: the step that loads it and the last step that uses it.
-    let mut x_loads: Vec<(usize, usize)> = Vec::new();
+    // Per input tile loaded: the step that loads it, the last step that uses
+    // it, and (paired) the half to send.
+    let mut x_loads: Vec<(usize, usize, Option<Instr>)> = Vec::new();
     for cell in cells {
         let weights = at.weights + cell.group * k * n * wb;
         let inputs = at.activations + cell.group * cell.m * k * ab;
@@ -677,38 +704,33 @@ fn block_steps(
                 for k0 in (0..k).step_by(kt as usize) {
                     let kc = kt.min(k - k0);
                     let mut step = Step::default();
-                    // The half sent to the partner goes after this step's
-                    // loads, so the in-order DMA queue does not hold the
-                    // weights back while the half arrives.
-                    let mut exchange = Vec::new();
                     if !(x_resident && kt == k) {
-                        xi ^= 1;
+                        xi = (xi + 1) % stages;
                         let (bytes, src) = (mc * kc * ab, source(staged_x, inputs, (r0 * k + k0 * mc) * ab));
-                        match pair {
+                        let send = match pair {
                             Some(Pair { partner, second }) => {
                                 let half = bytes / 2;
                                 let (mine, theirs) = if second { (bytes - half, half) } else { (half, bytes - half) };
                                 let src = if second { offset(src, theirs) } else { src };
                                 let at = p.buffers[tiles.x[xi].0 as usize].offset + if second { 0 } else { theirs };
                                 step.loads.push(load(tiles.x[xi], src, mine));
-                                exchange.push(Instr::Send { src: tiles.x[xi], core: partner, offset: at, bytes: mine });
-                                exchange.push(Instr::Signal { sem: HALF_ARRIVED, core: Some(partner) });
+                                step.compute.push(Instr::Wait { sem: HALF_ARRIVED, count: 1 });
+                                Some(Instr::Send { src: tiles.x[xi], core: partner, offset: at, bytes: mine })
                             }
-                            None => step.loads.push(load(tiles.x[xi], src, bytes)),
-                        }
-                        if pair.is_some() {
-                            step.compute.push(Instr::Wait { sem: HALF_ARRIVED, count: 1 });
-                        }
+                            None => {
+                                step.loads.push(load(tiles.x[xi], src, bytes));
+                                None
+                            }
+                        };
                         x_resident = true;
-                        x_loads.push((steps.len(), steps.len()));
+                        x_loads.push((steps.len(), steps.len(), send));
                     }
-                    wi ^= 1;
+                    wi = (wi + 1) % stages;
                     step.loads.push(load(
                         tiles.w[wi],
                         source(staged_w, weights, (c0 * k + k0 * nc) * wb),
                         kc * nc * wb,
                     ));
-                    step.loads.extend(exchange);
                     step.compute.push(tiles.matmul((xi, wi, yi), (mc, nc, kc), k0 > 0));
                     if let Some(last) = x_loads.last_mut() {
                         last.1 = steps.len();
@@ -722,17 +744,29 @@ fn block_steps(
         }
     }
     if let Some(Pair { partner, .. }) = pair {
-        // A half may go into the partner's buffer once the partner is done
-        // with the tile two loads before, which used the same buffer.
-        for j in 2..x_loads.len() {
-            let (freed_by, load_step) = (x_loads[j - 2].1, x_loads[j].0);
-            steps[freed_by].compute.push(Instr::Signal { sem: BUFFER_FREE, core: Some(partner) });
-            let loads = &mut steps[load_step].loads;
-            let send = loads.iter().position(|i| matches!(i, Instr::Send { .. })).expect("the step sends a half");
-            loads.insert(send, Instr::Wait { sem: BUFFER_FREE, count: 1 });
+        for j in 0..x_loads.len() {
+            let (loaded_in, last_use) = (x_loads[j].0, x_loads[j].1);
+            let send = x_loads[j].2.take().expect("a paired core sends every half");
+            let mut exchange = Vec::new();
+            // Its partner's buffer is free once the partner is done with
+            // the tile `stages` loads before, which used the same buffer.
+            if j >= stages {
+                exchange.push(Instr::Wait { sem: BUFFER_FREE, count: 1 });
+            }
+            exchange.push(send);
+            exchange.push(Instr::Signal { sem: HALF_ARRIVED, core: Some(partner) });
+            // The half goes while the tile before computes, so that the
+            // in-order DMA queue never waits on it ahead of later loads.
+            match loaded_in.checked_sub(1) {
+                Some(before) => steps[before].compute.extend(exchange),
+                None => steps[0].loads.extend(exchange),
+            }
+            if j + stages < x_loads.len() {
+                steps[last_use].compute.push(Instr::Signal { sem: BUFFER_FREE, core: Some(partner) });
+            }
         }
     }
-    steps
+    (steps, stages)
 }
 
 /// `r` moved on by `bytes`.

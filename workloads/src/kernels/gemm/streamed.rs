@@ -9,8 +9,8 @@
 //! the next one visible and frees the last. Device memory sees each input
 //! block row once per column block of a core's share, not once per core.
 
-use super::{Layout, STAGING_SHARE, Tiles, Tiling, load};
-use crate::kernels::{CorePrograms, CoreTarget, Step, Tensors, emit};
+use super::{Layout, STAGING_SHARE, Tiles, Tiling, load, stages};
+use crate::kernels::{CorePrograms, CoreTarget, Step, Tensors, emit, emit_ahead};
 use isa::{Dtype, Instr, MemRef, Program, Shape};
 
 /// How a grid's rounds pass through the shared SRAM.
@@ -151,6 +151,7 @@ pub(super) fn programs(
     let layouts: Vec<Slice> = (0..slices).map(|s| stream.slice(s, rows, cols, k, tiling, (wb, ab), at)).collect();
     let cores = (rows.len() * cols.len()) as u64;
     let chunk = t.scratchpad / STAGING_SHARE / 2;
+    let stages = stages(tiling.0, tiling.1, tiling.2, (wb, ab), t, t.scratchpad - t.scratchpad / STAGING_SHARE);
     let outputs = at.activations + (1 << 36);
     let mut out = Vec::new();
     for (i, &row_run) in rows.iter().enumerate() {
@@ -158,7 +159,7 @@ pub(super) fn programs(
             let core = (i * cols.len() + j) as u64;
             let mut p = Program::new();
             let stage = [p.named_buffer("stage0", chunk), p.named_buffer("stage1", chunk)];
-            let tiles = Tiles::new(&mut p, tiling, (wd, ab), t);
+            let tiles = Tiles::new(&mut p, tiling, (wd, ab), stages, t);
             let copies = |s: &Slice| -> Vec<(u64, u64, u64)> {
                 s.layout.share(core, cores, chunk).into_iter().map(|(from, to, len)| (from, s.base + to, len)).collect()
             };
@@ -195,7 +196,7 @@ pub(super) fn programs(
                     for k0 in (slice.k0..slice.k0 + slice.kc).step_by(kt as usize) {
                         let kc = kt.min(slice.k0 + slice.kc - k0);
                         let offset = k0 - slice.k0;
-                        (xi, wi) = (xi ^ 1, wi ^ 1);
+                        (xi, wi) = ((xi + 1) % stages as usize, (wi + 1) % stages as usize);
                         let mut step = Step::default();
                         let shared = |at: u64| MemRef::Shared(slice.base + at);
                         step.loads.push(load(tiles.x[xi], shared(xs + offset * mc * ab), mc * kc * ab));
@@ -219,7 +220,7 @@ pub(super) fn programs(
                         }
                     }
                 }
-                emit(&mut p, steps);
+                emit_ahead(&mut p, steps, stages as usize - 1);
                 if s + 1 < layouts.len() {
                     p.push(Instr::Barrier);
                 }
