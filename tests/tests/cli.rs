@@ -183,3 +183,31 @@ fn a_spec_file_based_on_another_runs_and_a_cycle_of_files_is_refused() {
     assert_eq!(out.status, 2);
     assert!(out.stderr.contains("field `base`") && out.stderr.contains("cycle"), "{}", out.stderr);
 }
+
+#[test]
+fn the_validation_suite_lists_its_sourced_cases_and_runs_one() {
+    let o = npusim(&["validate-suite", "--list"]);
+    assert_eq!(o.status, 0, "{}", o.stderr);
+    let cases: Vec<&str> = o.stdout.lines().collect();
+    assert!(cases.len() >= 10, "at least ten published cases:\n{}", o.stdout);
+    for id in ["P1-v4.1", "P2", "P3-offline", "P4", "P5", "P6-flashmla", "P7"] {
+        assert!(cases.iter().any(|l| l.starts_with(&format!("{id} "))), "{id} is a case");
+    }
+    // One kernel case: its published figure, npusim's, and the signed error.
+    let o = npusim(&["validate-suite", "--case", "P6-gemm-64x7168x16384", "--json"]);
+    assert_eq!(o.status, 0, "{}", o.stderr);
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "TFLOP/s and GB/s");
+    for row in rows {
+        let (published, predicted) = (row["published"].as_f64().unwrap(), row["predicted"].as_f64().unwrap());
+        let error = row["error"].as_f64().unwrap();
+        assert!((error - (predicted / published - 1.0)).abs() < 1e-12);
+    }
+    assert_eq!(rows[0]["published"], 336.0);
+    assert_eq!(v["held_out"][0]["group"], "kernel");
+    // An unknown case is bad input that names the cases there are.
+    let o = npusim(&["validate-suite", "--case", "P99"]);
+    assert_eq!(o.status, 2);
+    assert!(o.stderr.contains("P99") && o.stderr.contains("P6-flashmla"), "{}", o.stderr);
+}

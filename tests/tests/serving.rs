@@ -176,14 +176,16 @@ fn bad_serving_inputs_are_located() {
 #[test]
 fn a_step_mixing_decoders_and_a_prompt_runs_each_attention_in_its_own_form() {
     // A.X K1's MLA: decoders attend over the latent cache (absorbed), a prompt decompresses keys and values.
+    // 40 requests over 32 data-parallel replicas: some replicas serve two,
+    // one decoding while the other's prompt is prefilled.
     let w = load_workload(
         "mixed.toml",
-        "base = \"axk1-decode\"\n[scenario]\nphase = \"prefill\"\nbatch = 4\ncontext_tokens = 600\noutput_tokens = 4\n\
+        "base = \"axk1-decode\"\n[scenario]\nphase = \"prefill\"\nbatch = 40\ncontext_tokens = 600\noutput_tokens = 4\n\
          [serving]\ntoken_budget = 512\n",
     )
     .unwrap();
     let hw = hardware("sovereign-node");
-    let step = (0..4)
+    let step = (0..6)
         .map(|i| workloads::record_step(&hw, &w, 1, i).unwrap())
         .find(|s| {
             s.requests.iter().any(|r| r.cached > 0 && r.new_tokens == 1) && s.requests.iter().any(|r| r.new_tokens > 1)
@@ -261,4 +263,52 @@ fn sampling_methods_cost_the_host_their_own_work() {
     assert!(greedy <= top_k, "{greedy} vs {top_k}");
     assert!(top_p > 10.0 * top_k, "top-p {top_p} s against top-k {top_k} s a step");
     assert!(top_p_tpot > top_k_tpot && top_k_tpot >= greedy_tpot, "{greedy_tpot} {top_k_tpot} {top_p_tpot}");
+}
+
+#[test]
+fn offline_requests_draw_their_lengths_from_a_length_file_and_show_a_steady_state() {
+    let dir = scratch("lengths");
+    let rows = [(120u32, 6u32), (300, 12), (48, 20)];
+    let mut text = String::from("prompt_tokens,output_tokens\n");
+    for (p, o) in rows {
+        text.push_str(&format!("{p},{o}\n"));
+    }
+    std::fs::write(dir.join("lengths.csv"), text).unwrap();
+    let workload = dir.join("w.toml");
+    std::fs::write(
+        &workload,
+        "base = \"llama3.1-70b-decode\"\nmodel = \"llama3.1-8b\"\n[scenario]\nphase = \"prefill\"\nbatch = 8\n\
+         [plan]\nattention_tensor_parallel = 4\n\
+         [requests]\narrivals = \"offline\"\ncount = 40\nlengths = \"lengths.csv\"\n\
+         [serving]\ntoken_budget = 1024\n",
+    )
+    .unwrap();
+    let w = workload.to_str().unwrap();
+    // Every request arrives at time zero with the lengths of one of the file's lines.
+    let written = dir.join("requests.csv");
+    let o = npusim(&["requests", "--workload", w, "--out", written.to_str().unwrap()]);
+    assert_eq!(o.status, 0, "{}", o.stderr);
+    let (_, requests) = traces::requests::parse("requests.csv", &std::fs::read_to_string(&written).unwrap()).unwrap();
+    assert_eq!(requests.len(), 40);
+    assert!(requests.iter().all(|r| r.arrival == sim_core::Time::ZERO));
+    assert!(requests.iter().all(|r| rows.contains(&(r.prompt_tokens, r.output_tokens))), "{requests:?}");
+    for row in rows {
+        assert!(requests.iter().any(|r| (r.prompt_tokens, r.output_tokens) == row), "{row:?} is drawn");
+    }
+    // Forty requests through a batch of eight: the batch fills, turns over,
+    // then drains, and the steady state runs faster than the whole run.
+    let o = npusim(&["run", "--hw", "rebel-quad", "--workload", w, "--json"]);
+    assert_eq!(o.status, 0, "{}", o.stderr);
+    let report: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    let steady = &report["steady_state"];
+    assert!(steady["from_s"].as_f64().unwrap() < steady["to_s"].as_f64().unwrap(), "{steady}");
+    assert!(steady["tokens"].as_u64().unwrap() > 0);
+    let whole = report["throughput_tokens_per_s"].as_f64().unwrap();
+    assert!(steady["tokens_per_s"].as_f64().unwrap() > whole, "steady {steady} against {whole}");
+
+    // A length file with a bad line is named by line and column.
+    std::fs::write(dir.join("lengths.csv"), "prompt_tokens,output_tokens\n12,3\n40,x\n").unwrap();
+    let o = npusim(&["run", "--hw", "rebel-quad", "--workload", w]);
+    assert_eq!(o.status, 2);
+    assert!(o.stderr.contains("lengths.csv:3:4") && o.stderr.contains("output_tokens"), "{}", o.stderr);
 }

@@ -532,6 +532,35 @@ mod tests {
     }
 
     #[test]
+    fn replicas_have_their_own_budget_batch_and_cache_and_take_the_least_loaded_first() {
+        // Two replicas, 100 tokens a step each, 2 requests each at most, 10 blocks of 16 each.
+        let arrivals: Vec<Arrival> = (0..5).map(|_| at(0, 100, 3)).collect();
+        let policy =
+            Policy { max_batch: 4, token_budget: Some(100), block_tokens: 16, kv_blocks: Some(20), replicas: 2 };
+        let mut s = Scheduler::new(&arrivals, Phase::Prefill, policy, None, 1);
+        s.arrive(Time::ZERO);
+        let first = s.plan(Time::ZERO);
+        // Each replica spends its own budget on one whole prompt: two admitted, not one.
+        let replicas: Vec<Option<u32>> = first.iter().map(|(_, r)| r.replica).collect();
+        assert_eq!(replicas, vec![Some(0), Some(1)]);
+        assert!(first.iter().all(|(_, r)| r.new_tokens == 100));
+        // Each took 7 of its replica's 10 blocks: a second prompt does not fit beside it.
+        assert_eq!(s.free_blocks, vec![3, 3]);
+        s.tokens_out(&first, Time::from_ps(1));
+        let mut s2 = s.clone();
+        let plans = serve(&mut s2, 10);
+        for plan in &plans {
+            for replica in 0..2 {
+                let on = plan.iter().filter(|(_, r)| r.replica == Some(replica));
+                assert!(on.clone().count() <= 2, "at most its share of the batch");
+                assert!(on.map(|(_, r)| r.new_tokens).sum::<u32>() <= 100, "within its own budget");
+            }
+        }
+        assert!(s2.done() && s2.unfinished().is_none());
+        assert_eq!(s2.free_blocks, vec![10, 10], "every block is given back to its replica");
+    }
+
+    #[test]
     fn requests_wait_for_their_arrival_and_the_batch_limit() {
         let arrivals = [at(0, 10, 5), at(0, 10, 5), at(0, 10, 5), at(500, 10, 5)];
         let mut s = Scheduler::new(&arrivals, Phase::Prefill, policy(2, None, None), None, 1);

@@ -61,7 +61,8 @@ impl CoreTarget {
             shared_sram: chiplet.shared_sram.size.get(),
             shared_bytes_per_cycle: per_core_cycle(chiplet.shared_sram.bandwidth.bytes_per_s()),
             multicast: chiplet.core.dma.multicast,
-            load_latency_cycles: (chiplet.shared_sram.latency.time().as_secs_f64() * chiplet.clock.hz() as f64).ceil() as u64,
+            load_latency_cycles: (chiplet.shared_sram.latency.time().as_secs_f64() * chiplet.clock.hz() as f64).ceil()
+                as u64,
         }
     }
 

@@ -162,9 +162,8 @@ fn estimate(mc: u64, nc: u64, k: u64, tiling: Tiling, wd: Dtype, ab: u64, s: Sta
 
 /// [`estimate`] of a share that moves `memory` bytes to and from device
 /// memory and `shared` bytes to and from the shared SRAM, pipelining
-/// `stages` buffers of each operand. A tile's load takes the latency and
-/// its bytes at the core's share of the bandwidth; what of that the
-/// `stages - 1` tiles computed meanwhile do not cover stalls every tile.
+/// `stages` buffers of each operand: what of a tile's load latency the
+/// `stages - 1` tiles in flight do not cover stalls every tile.
 #[allow(clippy::too_many_arguments)]
 fn estimate_moving(
     mc: u64,
@@ -189,9 +188,14 @@ fn estimate_moving(
     let compute = instructions * per_instruction;
     let first_load = ((bm * kt * ab + kt * bn * wb) as f64 / memory_rate) as u64;
     let overhead = instructions * (tile.fill + tile.drain + INSTRUCTION_LATENCY_CYCLES);
-    let tile_load = t.load_latency_cycles + load / instructions.max(1);
-    let exposed = instructions * tile_load.saturating_sub((stages - 1) * per_instruction);
-    (load + per_instruction).max(first_load + compute + exposed) + overhead
+    // A tile is ready a latency (and its own transfer through the core's
+    // port) after its load issues; the tiles in flight meanwhile each take
+    // the longer of their compute and their share of the bandwidth.
+    let tile_bytes = bm * kt * ab + kt * bn * wb;
+    let latency = t.load_latency_cycles + tile_bytes.div_ceil(t.port_bytes_per_cycle.max(1));
+    let step = per_instruction.max(load / instructions.max(1));
+    let exposed = instructions * latency.saturating_sub((stages - 1) * step);
+    (load + latency + per_instruction).max(first_load + compute + exposed) + overhead
 }
 
 /// Core cycles of a prologue staging `bytes` over `cores` cores: each core
@@ -518,7 +522,11 @@ pub(super) fn gemm(
         }
     }
     let stagers = cells.iter().filter(|c| !c.is_empty()).count() as u64;
-    let partners = if t.multicast >= 2 && max_m > 2 * t.rows() { pairs(&cells) } else { vec![None; cells.len()] };
+    let partners = if t.multicast >= 2 && max_m >= MULTICAST_MIN_ROWS && max_m > 2 * t.rows() {
+        pairs(&cells)
+    } else {
+        vec![None; cells.len()]
+    };
     let mut out = Vec::new();
     for (core, cells) in cells.into_iter().enumerate() {
         let Some(mc) = cells.iter().map(|c| c.rows.1 - c.rows.0).max() else { continue };
@@ -579,6 +587,12 @@ fn pairs(cells: &[Vec<Cell>]) -> Vec<Option<u16>> {
     }
     out
 }
+
+/// Rows from which a GEMM's cores pair up. Below them tiles are small and
+/// spread over the columns, and tuned libraries do not multicast: DeepGEMM
+/// does from M = 1,024 in its first release (the one its published figures
+/// came from) and from 512 later (`get_best_configs`).
+const MULTICAST_MIN_ROWS: u64 = 512;
 
 /// A core's partner in sharing input tiles, and which half it loads.
 #[derive(Clone, Copy, Debug)]
