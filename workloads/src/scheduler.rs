@@ -16,8 +16,8 @@
 //! With data-parallel replicas each replica has its own share of the batch,
 //! its own token budget and its own KV cache, as each rank of a
 //! data-parallel deployment does: a request is admitted to the least loaded
-//! replica that has room (fewest running requests, the lowest index on a
-//! tie) and stays there, its KV cache with it, until it finishes or is
+//! replica that has room (fewest running requests; on a tie, in an order
+//! that spreads a small batch over the cards) and stays there, its KV cache with it, until it finishes or is
 //! preempted. The replicas still step together (one step spans them all).
 
 use crate::build::{RequestStep, replica_of};
@@ -130,6 +130,8 @@ pub struct Scheduler {
     policy: Policy,
     /// Per replica: KV blocks not held by a request.
     free_blocks: Vec<u64>,
+    /// Per replica: its place among equally loaded replicas (see [`spread`]).
+    rank: Vec<usize>,
     mtp: Option<Mtp>,
     rng: Xoshiro256PlusPlus,
     /// A recorded step's requests, served as recorded, once.
@@ -160,6 +162,7 @@ impl Scheduler {
             waiting: VecDeque::new(),
             running: Vec::new(),
             policy,
+            rank: spread(policy.replicas),
             free_blocks: vec![
                 policy.kv_blocks.unwrap_or(0) / policy.replicas.max(1) as u64;
                 policy.replicas.max(1) as usize
@@ -277,7 +280,9 @@ impl Scheduler {
         while let Some(&id) = self.waiting.front() {
             // The least loaded replica with room in its batch and budget.
             let open = |r: &usize| running_on[*r] < self.policy.replica_batch() && budget[*r] > 0;
-            let Some(replica) = (0..replicas).filter(open).min_by_key(|&r| running_on[r]) else { break };
+            let Some(replica) = (0..replicas).filter(open).min_by_key(|&r| (running_on[r], self.rank[r])) else {
+                break;
+            };
             self.requests[id].replica = replica as u32;
             let step = if self.requests[id].prefilled {
                 // Context already cached (a decode scenario): it joins the decoders.
@@ -449,6 +454,23 @@ impl Scheduler {
         }
         held.into_iter().max().unwrap_or(0)
     }
+}
+
+/// Per replica, its place in the order equally loaded replicas are chosen
+/// in: bit-reversed indices, so that the first few requests of a batch go
+/// to replicas far apart (over the cards, not crowding the first).
+fn spread(replicas: u32) -> Vec<usize> {
+    let n = replicas.max(1) as usize;
+    let bits = n.next_power_of_two().trailing_zeros();
+    let mut order: Vec<usize> = (0..n.next_power_of_two())
+        .map(|i| if bits == 0 { 0 } else { i.reverse_bits() >> (usize::BITS - bits) })
+        .collect();
+    order.retain(|&r| r < n);
+    let mut rank = vec![0; n];
+    for (place, &r) in order.iter().enumerate() {
+        rank[r] = place;
+    }
+    rank
 }
 
 /// The scenario's batch: `batch` requests at time zero, lengths drawn from `seed`.
