@@ -359,8 +359,8 @@ pub(crate) fn json<T: serde::Serialize>(value: &T) -> String {
 
 fn validation_suite(only: &[String], as_json: bool, list: bool, text: &mut String) -> Result<(), Failure> {
     if list {
-        for (case, path) in validate_suite::cases()?.iter().zip(validate_suite::case_paths()) {
-            let _ = writeln!(text, "{:<14} {}  ({}, {})", case.id, case.title, path.display(), case.source);
+        for (path, case) in validate_suite::cases()? {
+            let _ = writeln!(text, "{:<14} {}  ({path}, {})", case.id, case.title, case.source);
         }
         return Ok(());
     }

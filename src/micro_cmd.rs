@@ -262,22 +262,15 @@ fn micro_attention(args: AttentionArgs, text: &mut String) -> Result<(), Failure
     use workloads::micro::{AttentionBench, AttentionShape};
     let spec = inputs::hardware(&args.hw)?;
     let dtype: isa::Dtype = args.dtype.parse().map_err(Failure::Input)?;
-    let mut shape = match args.form.as_str() {
-        "mla" => AttentionBench::mla_decode(args.batch, args.heads, args.context, dtype).shape,
-        "mha" => AttentionShape {
-            requests: args.batch,
-            queries: 1,
-            context: args.context,
-            heads: args.heads,
-            kv_heads: args.kv_heads,
-            qk_dim: args.head_dim,
-            v_dim: args.head_dim,
-            cache_bytes_per_token: 2 * args.kv_heads as u64 * args.head_dim as u64 * dtype.bytes(),
-            dtype,
+    let heads = (args.heads, args.kv_heads, args.head_dim);
+    let shape = match args.form.as_str() {
+        "mla" => AttentionShape {
+            queries: args.queries,
+            ..AttentionBench::mla_decode(args.batch, args.heads, args.context, dtype).shape
         },
+        "mha" => AttentionBench::mha(args.batch, args.queries, args.context, heads, dtype).shape,
         other => return Err(Failure::Input(format!("--form {other}: expected mla or mha"))),
     };
-    shape.queries = args.queries;
     let bench = AttentionBench { shape, cores: args.cores, compute_only: args.compute_only };
     let run = workloads::micro::attention(&spec, bench).map_err(Failure::Input)?;
     if args.json {

@@ -4,8 +4,8 @@
 use crate::{Failure, inputs};
 use rayon::prelude::*;
 use reports::validation::{Case, Measured, Setup, Verdict, load_case, rows};
-use std::path::{Component, Path, PathBuf};
-use workloads::micro::{AttentionBench, AttentionShape, GemmBench};
+use std::path::{Component, Path};
+use workloads::micro::{AttentionBench, GemmBench};
 
 /// Every file under `validation/`: (path relative to it, text).
 const FILES: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/validation_files.rs"));
@@ -38,12 +38,16 @@ fn embedded(path: &str) -> Result<String, Failure> {
         .ok_or_else(|| Failure::Input(format!("validation/{wanted}: no such file in the validation suite")))
 }
 
-/// The shipped cases, in file order.
-pub fn cases() -> Result<Vec<Case>, Failure> {
+/// The shipped cases, each with its file's path, in file order.
+pub fn cases() -> Result<Vec<(String, Case)>, Failure> {
     FILES
         .iter()
         .filter(|(p, _)| p.starts_with("cases/"))
-        .map(|(p, text)| load_case(&format!("validation/{p}"), text).map_err(Failure::from))
+        .map(|(p, text)| {
+            let path = format!("validation/{p}");
+            let case = load_case(&path, text)?;
+            Ok((path, case))
+        })
         .collect()
 }
 
@@ -78,19 +82,8 @@ fn measure(setup: &Setup) -> Result<Measured, Failure> {
             Ok(kernel(run.achieved_flops, run.achieved_bytes_per_s))
         }
         Setup::Prefill { batch, queries, heads, head_dim, dtype, .. } => {
-            let shape = AttentionShape {
-                requests: batch,
-                queries,
-                context: queries,
-                heads,
-                kv_heads: heads,
-                qk_dim: head_dim,
-                v_dim: head_dim,
-                cache_bytes_per_token: 2 * heads as u64 * head_dim as u64 * dtype.bytes(),
-                dtype,
-            };
-            let run = workloads::micro::attention(&spec, AttentionBench { shape, cores: None, compute_only: false })
-                .map_err(Failure::Input)?;
+            let bench = AttentionBench::mha(batch, queries, queries, (heads, heads, head_dim), dtype);
+            let run = workloads::micro::attention(&spec, bench).map_err(Failure::Input)?;
             Ok(kernel(run.achieved_flops, run.achieved_bytes_per_s))
         }
     }
@@ -101,7 +94,7 @@ fn measure(setup: &Setup) -> Result<Measured, Failure> {
 /// sources), the setups in parallel, one simulation per thread; the verdict
 /// is in file order whatever the threads.
 pub fn run(only: &[String]) -> Result<Verdict, Failure> {
-    let all = cases()?;
+    let all: Vec<Case> = cases()?.into_iter().map(|(_, case)| case).collect();
     if let Some(unknown) = only.iter().find(|id| !all.iter().any(|c| &c.id == *id)) {
         let ids: Vec<&str> = all.iter().map(|c| c.id.as_str()).collect();
         return Err(Failure::Input(format!("--case {unknown}: no such case; cases are {}", ids.join(", "))));
@@ -127,9 +120,4 @@ pub fn run(only: &[String]) -> Result<Verdict, Failure> {
         }
     }
     Ok(Verdict::new(rows_out, failures))
-}
-
-/// The case files' paths, for `--list`.
-pub fn case_paths() -> Vec<PathBuf> {
-    FILES.iter().filter(|(p, _)| p.starts_with("cases/")).map(|(p, _)| Path::new("validation").join(p)).collect()
 }

@@ -51,6 +51,29 @@ impl AttentionBench {
         };
         AttentionBench { shape, cores: None, compute_only: false }
     }
+
+    /// Multi-head (or grouped-query) attention of `queries` per request over
+    /// `context` keys, `kv_heads` heads of `head_dim` cached per token.
+    pub fn mha(
+        requests: u32,
+        queries: u32,
+        context: u32,
+        (heads, kv_heads, head_dim): (u32, u32, u32),
+        dtype: Dtype,
+    ) -> AttentionBench {
+        let shape = AttentionShape {
+            requests,
+            queries,
+            context,
+            heads,
+            kv_heads,
+            qk_dim: head_dim,
+            v_dim: head_dim,
+            cache_bytes_per_token: 2 * kv_heads as u64 * head_dim as u64 * dtype.bytes(),
+            dtype,
+        };
+        AttentionBench { shape, cores: None, compute_only: false }
+    }
 }
 
 /// What an attention kernel did on a chiplet.

@@ -720,19 +720,19 @@ fn block_steps(
                     let mut step = Step::default();
                     if !(x_resident && kt == k) {
                         xi = (xi + 1) % stages;
-                        let (bytes, src) = (mc * kc * ab, source(staged_x, inputs, (r0 * k + k0 * mc) * ab));
+                        let (bytes, at_x) = (mc * kc * ab, (r0 * k + k0 * mc) * ab);
                         let send = match pair {
                             Some(Pair { partner, second }) => {
                                 let half = bytes / 2;
                                 let (mine, theirs) = if second { (bytes - half, half) } else { (half, bytes - half) };
-                                let src = if second { offset(src, theirs) } else { src };
+                                let src = source(staged_x, inputs, at_x + if second { theirs } else { 0 });
                                 let at = p.buffers[tiles.x[xi].0 as usize].offset + if second { 0 } else { theirs };
                                 step.loads.push(load(tiles.x[xi], src, mine));
                                 step.compute.push(Instr::Wait { sem: HALF_ARRIVED, count: 1 });
                                 Some(Instr::Send { src: tiles.x[xi], core: partner, offset: at, bytes: mine })
                             }
                             None => {
-                                step.loads.push(load(tiles.x[xi], src, bytes));
+                                step.loads.push(load(tiles.x[xi], source(staged_x, inputs, at_x), bytes));
                                 None
                             }
                         };
@@ -781,13 +781,4 @@ fn block_steps(
         }
     }
     (steps, stages)
-}
-
-/// `r` moved on by `bytes`.
-fn offset(r: MemRef, bytes: u64) -> MemRef {
-    match r {
-        MemRef::Hbm(a) => MemRef::Hbm(a + bytes),
-        MemRef::Shared(a) => MemRef::Shared(a + bytes),
-        MemRef::Core { core, offset } => MemRef::Core { core, offset: offset + bytes },
-    }
 }
