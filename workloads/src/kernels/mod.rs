@@ -354,6 +354,40 @@ mod tests {
     }
 
     #[test]
+    fn paired_cores_share_streamed_tiles() {
+        // On Hopper (TMA multicast) the paired cores of a streamed GEMM each
+        // load half of every shared tile from the shared SRAM and send it to
+        // the other: what they load plus what they send is what unpaired
+        // cores load, and the pairs load less.
+        let spec = models::presets::load_preset("h100-node").unwrap();
+        let paired = CoreTarget::for_chiplet(&spec.node.card.unwrap().chiplet, None);
+        let alone = CoreTarget { multicast: 1, ..paired.clone() };
+        let kernel = Kernel::Gemm { rows: vec![4096], n: 7168, k: 16384, weight_dtype: Dtype::Fp8, dtype: Dtype::Fp8 };
+        let at = Tensors { weights: 0, activations: 1 << 40 };
+        let moved = |t: &CoreTarget| {
+            assert!(gemm_plan(4096, 7168, 16384, Dtype::Fp8, Dtype::Fp8, t).staging.streamed);
+            let programs = KernelCompiler::new(t.clone()).lower(&kernel, at).unwrap();
+            for (_, p) in &programs {
+                p.check(t.local_bytes()).unwrap();
+            }
+            let instrs = programs.iter().flat_map(|(_, p)| &p.instrs);
+            let shared: u64 = instrs
+                .clone()
+                .map(|i| match i {
+                    Instr::Load { src: isa::MemRef::Shared(_), shape, .. } => shape.bytes(),
+                    _ => 0,
+                })
+                .sum();
+            let sent: u64 = instrs.map(|i| if let Instr::Send { bytes, .. } = i { *bytes } else { 0 }).sum();
+            (shared, sent)
+        };
+        let ((shared, sent), (alone_shared, alone_sent)) = (moved(&paired), moved(&alone));
+        assert_eq!(alone_sent, 0);
+        assert!(sent > 0 && shared < alone_shared, "{shared} {sent} {alone_shared}");
+        assert_eq!(shared + sent, alone_shared);
+    }
+
+    #[test]
     fn large_gemms_reuse_tiles() {
         // 4096^3 in FP8 moves 48 MB at the least (each operand once); the plan stays within 6x of that.
         let p = gemm_plan(4096, 4096, 4096, Dtype::Fp8, Dtype::Fp8, &target());

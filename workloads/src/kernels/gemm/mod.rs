@@ -13,10 +13,12 @@
 //! an estimate of the busiest core's time with each level's bandwidth and
 //! capacity ([`estimate`]).
 
+mod pair;
 mod streamed;
 
 use super::{CorePrograms, CoreTarget, Step, Tensors, emit, emit_ahead};
 use isa::{BufId, Dtype, Instr, MemRef, Program, Shape};
+use pair::{Exchange, MULTICAST_MIN_ROWS, Pair};
 use std::collections::HashMap;
 use std::fmt;
 
@@ -358,8 +360,11 @@ fn plan(m: u64, n: u64, k: u64, wd: Dtype, ad: Dtype, t: &CoreTarget, reuse: Reu
             if let Some(stream) = streamed::Stream::of(&rows, &cols, k, tiling, (wb, ab), t) {
                 let copied = stream.staged_bytes.div_ceil(cores);
                 let outputs = mc * nc * ab;
-                let moving = (outputs + copied, stream.core_reads + copied);
-                let busiest = estimate_moving(mc, nc, k, tiling, wd, ab, moving, 2, t)
+                let (shared_op, partners) = streamed::grid_pairs(&rows, &cols, (tiling.0, tiling.1), (wb, ab), t);
+                let reads = stream.core_reads(partners[0].map(|_| shared_op));
+                let moving = (outputs + copied, reads + copied);
+                let stages = stages(tiling.0, tiling.1, tiling.2, (wb, ab), t, tile_budget(t, Staging::BOTH));
+                let busiest = estimate_moving(mc, nc, k, tiling, wd, ab, moving, stages, t)
                     + stream.syncs() * STAGING_LATENCY_CYCLES
                     + prologue(stream.first_slice, cores, t);
                 let staging = Staging { streamed: true, ..Staging::BOTH };
@@ -551,7 +556,7 @@ pub(super) fn gemm(
             emit(&mut p, prologue);
             p.push(Instr::Barrier);
         }
-        let pair = partners[core].map(|partner| Pair { partner, second: (partner as usize) < core });
+        let pair = Pair::of(core, partners[core]);
         let budget = tile_budget(t, s);
         let (steps, stages) = block_steps(&mut p, &cells, (k64, n64), tiling, (wd, ab), at, &layout, t, pair, budget);
         emit_ahead(&mut p, steps, stages - 1);
@@ -560,12 +565,9 @@ pub(super) fn gemm(
     out
 }
 
-/// Cores paired to share their input tiles where the hardware multicasts
-/// (`core.dma.multicast = 2`), as Hopper's TMA multicast shares one L2 read
-/// between the two SMs of a cluster: neighbours whose
+/// Cores paired to share their input tiles ([`pair`]): neighbours whose
 /// cells cover the same rows of the same groups with runs of columns of the
-/// same widths (so their steps match one for one). Each loads half of every
-/// input tile and sends it to the other.
+/// same widths (so their steps match one for one).
 fn pairs(cells: &[Vec<Cell>]) -> Vec<Option<u16>> {
     let same = |a: &[Cell], b: &[Cell]| {
         !a.is_empty()
@@ -574,10 +576,15 @@ fn pairs(cells: &[Vec<Cell>]) -> Vec<Option<u16>> {
                 (x.group, x.m, x.rows) == (y.group, y.m, y.rows) && x.cols.1 - x.cols.0 == y.cols.1 - y.cols.0
             })
     };
-    let mut out = vec![None; cells.len()];
+    neighbour_pairs(cells.len(), |c| same(&cells[c], &cells[c + 1]))
+}
+
+/// Partners of `count` cores paired in order, `c` with `c + 1` where `pairable(c)`.
+fn neighbour_pairs(count: usize, pairable: impl Fn(usize) -> bool) -> Vec<Option<u16>> {
+    let mut out = vec![None; count];
     let mut c = 0;
-    while c + 1 < cells.len() {
-        if same(&cells[c], &cells[c + 1]) {
+    while c + 1 < count {
+        if pairable(c) {
             out[c] = Some((c + 1) as u16);
             out[c + 1] = Some(c as u16);
             c += 2;
@@ -587,24 +594,6 @@ fn pairs(cells: &[Vec<Cell>]) -> Vec<Option<u16>> {
     }
     out
 }
-
-/// Rows from which a GEMM's cores pair up. Below them tiles are small and
-/// spread over the columns, and tuned libraries do not multicast: DeepGEMM
-/// does from M = 1,024 in its first release (the one its published figures
-/// came from) and from 512 later (`get_best_configs`).
-const MULTICAST_MIN_ROWS: u64 = 512;
-
-/// A core's partner in sharing input tiles, and which half it loads.
-#[derive(Clone, Copy, Debug)]
-struct Pair {
-    partner: u16,
-    second: bool,
-}
-
-/// Semaphores of a pair's exchange: the partner's half has arrived; the
-/// partner is done with a tile buffer, so the next half may be sent into it.
-const HALF_ARRIVED: u8 = 1;
-const BUFFER_FREE: u8 = 2;
 
 /// Deal the columns of every active group to the cores in equal runs of whole array widths.
 fn deal_columns(active: &[(u64, u64)], n: u64, t: &CoreTarget, cells: &mut [Vec<Cell>]) {
@@ -676,11 +665,8 @@ fn load(dst: BufId, src: MemRef, bytes: u64) -> Instr {
 /// each operand they cycle through: per output block, the reduction in
 /// tiles (inputs and weights loaded from device memory or their staged
 /// copies), the block stored when complete. Accumulators go in the
-/// accumulator storage when it holds two blocks. A paired core loads half
-/// of each input tile and sends it into the same buffer of its partner (the
-/// data's place within the buffer does not change the timing) while it
-/// computes the tile before, and its matrix multiply waits for the
-/// partner's half.
+/// accumulator storage when it holds two blocks. A paired core shares its
+/// input tiles with its partner ([`pair`]).
 #[allow(clippy::too_many_arguments)]
 fn block_steps(
     p: &mut Program,
@@ -700,9 +686,7 @@ fn block_steps(
     let stages = stages as usize;
     let (mut xi, mut wi, mut yi) = (0, 0, 0);
     let mut steps: Vec<Step> = Vec::new();
-    // Per input tile loaded: the step that loads it, the last step that uses
-    // it, and (paired) the half to send.
-    let mut x_loads: Vec<(usize, usize, Option<Instr>)> = Vec::new();
+    let mut exchange = Exchange::default();
     for cell in cells {
         let weights = at.weights + cell.group * k * n * wb;
         let inputs = at.activations + cell.group * cell.m * k * ab;
@@ -720,24 +704,10 @@ fn block_steps(
                     let mut step = Step::default();
                     if !(x_resident && kt == k) {
                         xi = (xi + 1) % stages;
-                        let (bytes, at_x) = (mc * kc * ab, (r0 * k + k0 * mc) * ab);
-                        let send = match pair {
-                            Some(Pair { partner, second }) => {
-                                let half = bytes / 2;
-                                let (mine, theirs) = if second { (bytes - half, half) } else { (half, bytes - half) };
-                                let src = source(staged_x, inputs, at_x + if second { theirs } else { 0 });
-                                let at = p.buffers[tiles.x[xi].0 as usize].offset + if second { 0 } else { theirs };
-                                step.loads.push(load(tiles.x[xi], src, mine));
-                                step.compute.push(Instr::Wait { sem: HALF_ARRIVED, count: 1 });
-                                Some(Instr::Send { src: tiles.x[xi], core: partner, offset: at, bytes: mine })
-                            }
-                            None => {
-                                step.loads.push(load(tiles.x[xi], source(staged_x, inputs, at_x), bytes));
-                                None
-                            }
-                        };
+                        let at_x = (r0 * k + k0 * mc) * ab;
+                        let src = |offset| source(staged_x, inputs, at_x + offset);
+                        exchange.load(p, &mut step, steps.len(), tiles.x[xi], src, mc * kc * ab, pair);
                         x_resident = true;
-                        x_loads.push((steps.len(), steps.len(), send));
                     }
                     wi = (wi + 1) % stages;
                     step.loads.push(load(
@@ -746,9 +716,7 @@ fn block_steps(
                         kc * nc * wb,
                     ));
                     step.compute.push(tiles.matmul((xi, wi, yi), (mc, nc, kc), k0 > 0));
-                    if let Some(last) = x_loads.last_mut() {
-                        last.1 = steps.len();
-                    }
+                    exchange.used_in(steps.len());
                     if k0 + kc == k {
                         step.stores.push(Instr::store(tiles.y[yi], outputs + r0 * n * ab + c0 * mc * ab, mc * nc * ab));
                     }
@@ -757,28 +725,6 @@ fn block_steps(
             }
         }
     }
-    if let Some(Pair { partner, .. }) = pair {
-        for j in 0..x_loads.len() {
-            let (loaded_in, last_use) = (x_loads[j].0, x_loads[j].1);
-            let send = x_loads[j].2.take().expect("a paired core sends every half");
-            let mut exchange = Vec::new();
-            // Its partner's buffer is free once the partner is done with
-            // the tile `stages` loads before, which used the same buffer.
-            if j >= stages {
-                exchange.push(Instr::Wait { sem: BUFFER_FREE, count: 1 });
-            }
-            exchange.push(send);
-            exchange.push(Instr::Signal { sem: HALF_ARRIVED, core: Some(partner) });
-            // The half goes while the tile before computes, so that the
-            // in-order DMA queue never waits on it ahead of later loads.
-            match loaded_in.checked_sub(1) {
-                Some(before) => steps[before].compute.extend(exchange),
-                None => steps[0].loads.extend(exchange),
-            }
-            if j + stages < x_loads.len() {
-                steps[last_use].compute.push(Instr::Signal { sem: BUFFER_FREE, core: Some(partner) });
-            }
-        }
-    }
+    exchange.schedule(&mut steps, pair, stages);
     (steps, stages)
 }

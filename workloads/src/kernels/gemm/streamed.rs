@@ -9,6 +9,7 @@
 //! the next one visible and frees the last. Device memory sees each input
 //! block row once per column block of a core's share, not once per core.
 
+use super::pair::{Exchange, MULTICAST_MIN_ROWS, Pair};
 use super::{Layout, STAGING_SHARE, Tiles, Tiling, load, stages};
 use crate::kernels::{CorePrograms, CoreTarget, Step, Tensors, emit, emit_ahead};
 use isa::{Dtype, Instr, MemRef, Program, Shape};
@@ -27,8 +28,8 @@ pub(super) struct Stream {
     pub staged_bytes: u64,
     /// Bytes of the first slice, staged before any core computes.
     pub first_slice: u64,
-    /// Bytes the busiest core loads from the shared SRAM.
-    pub core_reads: u64,
+    /// Bytes of each operand a core's share reads over the whole GEMM: `(inputs, weights)`.
+    reads: (u64, u64),
 }
 
 /// The extent of block `b` of size `size` within `run`, if the run reaches it.
@@ -69,7 +70,7 @@ impl Stream {
         let phases = k.div_ceil(fits);
         let phase_k = k.div_ceil(phases).div_ceil(kt) * kt;
         let staged_bytes = rounds.iter().map(per_k).sum::<u64>() * k;
-        let core_reads = rounds.len() as u64 * (bm * k * ab + bn * k * wb);
+        let reads = (rounds.len() as u64 * bm * k * ab, rounds.len() as u64 * bn * k * wb);
         Some(Stream {
             phase_k,
             phases: k.div_ceil(phase_k),
@@ -77,8 +78,18 @@ impl Stream {
             half: widest * phase_k,
             rounds,
             staged_bytes,
-            core_reads,
+            reads,
         })
+    }
+
+    /// Bytes a core loads from the shared SRAM, half of the `shared` operand when paired.
+    pub fn core_reads(&self, shared: Option<Shared>) -> u64 {
+        let (x, w) = self.reads;
+        match shared {
+            None => x + w,
+            Some(Shared::Inputs) => x.div_ceil(2) + w,
+            Some(Shared::Weights) => x + w.div_ceil(2),
+        }
     }
 
     /// Barriers each core passes: one after every slice but the last, and one after the prologue.
@@ -129,6 +140,55 @@ struct Slice {
     layout: Layout,
 }
 
+/// Which operand a grid's paired cores share ([`pair`](super::pair)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Shared {
+    Inputs,
+    Weights,
+}
+
+/// Partners of the cores of a grid (core `i * cols + j` for row run `i` and
+/// column run `j`) where the chiplet multicasts and the GEMM has the rows
+/// that tuned libraries multicast from, and the operand they share: the
+/// cores of a grid column read the same weight blocks and pair with the
+/// next row's core where their row runs are equally long; those of a grid
+/// row read the same input blocks and pair with the next column's. Of the
+/// two, the one that halves more bytes per round.
+pub(super) fn grid_pairs(
+    rows: &[(u64, u64)],
+    cols: &[(u64, u64)],
+    (bm, bn): (u64, u64),
+    (wb, ab): (u64, u64),
+    t: &CoreTarget,
+) -> (Shared, Vec<Option<u16>>) {
+    let m = rows.last().map_or(0, |r| r.1);
+    let (nr, nc) = (rows.len(), cols.len());
+    let mut none = vec![None; nr * nc];
+    if t.multicast < 2 || m < MULTICAST_MIN_ROWS {
+        return (Shared::Inputs, none);
+    }
+    let len = |r: (u64, u64)| r.1 - r.0;
+    let row_pairs: Vec<usize> = (0..nr / 2).map(|q| 2 * q).filter(|&i| len(rows[i]) == len(rows[i + 1])).collect();
+    let col_pairs: Vec<usize> = (0..nc / 2).map(|q| 2 * q).filter(|&j| len(cols[j]) == len(cols[j + 1])).collect();
+    let weights_saved = (row_pairs.len() * nc) as u64 * bn * wb;
+    let inputs_saved = (col_pairs.len() * nr) as u64 * bm * ab;
+    let mut link = |a: usize, b: usize| {
+        none[a] = Some(b as u16);
+        none[b] = Some(a as u16);
+    };
+    if weights_saved >= inputs_saved {
+        for &i in &row_pairs {
+            (0..nc).for_each(|j| link(i * nc + j, (i + 1) * nc + j));
+        }
+        (Shared::Weights, none)
+    } else {
+        for &j in &col_pairs {
+            (0..nr).for_each(|i| link(i * nc + j, i * nc + j + 1));
+        }
+        (Shared::Inputs, none)
+    }
+}
+
 /// Programs for every core of the grid: a prologue stages the first slice;
 /// then, slice by slice, the core computes its block's reduction tiles of
 /// the slice from the shared SRAM while it stages its share of the next,
@@ -153,10 +213,12 @@ pub(super) fn programs(
     let chunk = t.scratchpad / STAGING_SHARE / 2;
     let stages = stages(tiling.0, tiling.1, tiling.2, (wb, ab), t, t.scratchpad - t.scratchpad / STAGING_SHARE);
     let outputs = at.activations + (1 << 36);
+    let (shared, partners) = grid_pairs(rows, cols, (bm, bn), (wb, ab), t);
     let mut out = Vec::new();
     for (i, &row_run) in rows.iter().enumerate() {
         for (j, &col_run) in cols.iter().enumerate() {
             let core = (i * cols.len() + j) as u64;
+            let pair = Pair::of(core as usize, partners[core as usize]);
             let mut p = Program::new();
             let stage = [p.named_buffer("stage0", chunk), p.named_buffer("stage1", chunk)];
             let tiles = Tiles::new(&mut p, tiling, (wd, ab), stages, t);
@@ -191,6 +253,7 @@ pub(super) fn programs(
                 // The block finished in the last slice stores now, after the barrier.
                 let carried = pending.take();
                 let mut steps = Vec::new();
+                let mut exchange = Exchange::default();
                 if let (Some((r0, mc)), Some((c0, nc))) = (block(row_run, rb, bm), block(col_run, cb, bn)) {
                     let (xs, ws) = (slice.inputs[i].unwrap_or(0), slice.weights[j].unwrap_or(0));
                     for k0 in (slice.k0..slice.k0 + slice.kc).step_by(kt as usize) {
@@ -198,9 +261,20 @@ pub(super) fn programs(
                         let offset = k0 - slice.k0;
                         (xi, wi) = ((xi + 1) % stages as usize, (wi + 1) % stages as usize);
                         let mut step = Step::default();
-                        let shared = |at: u64| MemRef::Shared(slice.base + at);
-                        step.loads.push(load(tiles.x[xi], shared(xs + offset * mc * ab), mc * kc * ab));
-                        step.loads.push(load(tiles.w[wi], shared(ws + offset * nc * wb), kc * nc * wb));
+                        let from = |at: u64| move |within: u64| MemRef::Shared(slice.base + at + within);
+                        let (x, w) = (from(xs + offset * mc * ab), from(ws + offset * nc * wb));
+                        let (x_bytes, w_bytes) = (mc * kc * ab, kc * nc * wb);
+                        let here = steps.len();
+                        match shared {
+                            Shared::Inputs => {
+                                exchange.load(&p, &mut step, here, tiles.x[xi], x, x_bytes, pair);
+                                step.loads.push(load(tiles.w[wi], w(0), w_bytes));
+                            }
+                            Shared::Weights => {
+                                step.loads.push(load(tiles.x[xi], x(0), x_bytes));
+                                exchange.load(&p, &mut step, here, tiles.w[wi], w, w_bytes, pair);
+                            }
+                        }
                         step.compute.push(tiles.matmul((xi, wi, yi), (mc, nc, kc), k0 > 0));
                         steps.push(step);
                         if k0 + kc == k {
@@ -209,6 +283,8 @@ pub(super) fn programs(
                         }
                     }
                 }
+                // Slices end at a barrier, so each slice's exchange stands alone.
+                exchange.schedule(&mut steps, pair, stages as usize);
                 if let Some(next) = layouts.get(s + 1) {
                     staging_steps(copies(next), &mut steps);
                 }
