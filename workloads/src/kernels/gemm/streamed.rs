@@ -163,9 +163,9 @@ pub(super) fn grid_pairs(
 ) -> (Shared, Vec<Option<u16>>) {
     let m = rows.last().map_or(0, |r| r.1);
     let (nr, nc) = (rows.len(), cols.len());
-    let mut none = vec![None; nr * nc];
+    let mut partners = vec![None; nr * nc];
     if t.multicast < 2 || m < MULTICAST_MIN_ROWS {
-        return (Shared::Inputs, none);
+        return (Shared::Inputs, partners);
     }
     let len = |r: (u64, u64)| r.1 - r.0;
     let row_pairs: Vec<usize> = (0..nr / 2).map(|q| 2 * q).filter(|&i| len(rows[i]) == len(rows[i + 1])).collect();
@@ -173,19 +173,19 @@ pub(super) fn grid_pairs(
     let weights_saved = (row_pairs.len() * nc) as u64 * bn * wb;
     let inputs_saved = (col_pairs.len() * nr) as u64 * bm * ab;
     let mut link = |a: usize, b: usize| {
-        none[a] = Some(b as u16);
-        none[b] = Some(a as u16);
+        partners[a] = Some(b as u16);
+        partners[b] = Some(a as u16);
     };
     if weights_saved >= inputs_saved {
         for &i in &row_pairs {
             (0..nc).for_each(|j| link(i * nc + j, (i + 1) * nc + j));
         }
-        (Shared::Weights, none)
+        (Shared::Weights, partners)
     } else {
         for &j in &col_pairs {
             (0..nr).for_each(|i| link(i * nc + j, i * nc + j + 1));
         }
-        (Shared::Inputs, none)
+        (Shared::Inputs, partners)
     }
 }
 
