@@ -18,7 +18,7 @@ mod streamed;
 
 use super::{CorePrograms, CoreTarget, Step, Tensors, emit, emit_ahead};
 use isa::{BufId, Dtype, Instr, MemRef, Program, Shape};
-use pair::{Exchange, MULTICAST_MIN_ROWS, Pair};
+use pair::{Exchange, Pair};
 use std::collections::HashMap;
 use std::fmt;
 
@@ -527,11 +527,8 @@ pub(super) fn gemm(
         }
     }
     let stagers = cells.iter().filter(|c| !c.is_empty()).count() as u64;
-    let partners = if t.multicast >= 2 && max_m >= MULTICAST_MIN_ROWS && max_m > 2 * t.rows() {
-        pairs(&cells)
-    } else {
-        vec![None; cells.len()]
-    };
+    let partners =
+        if pair::multicasts(t, max_m) && max_m > 2 * t.rows() { pairs(&cells) } else { vec![None; cells.len()] };
     let mut out = Vec::new();
     for (core, cells) in cells.into_iter().enumerate() {
         let Some(mc) = cells.iter().map(|c| c.rows.1 - c.rows.0).max() else { continue };
@@ -576,15 +573,10 @@ fn pairs(cells: &[Vec<Cell>]) -> Vec<Option<u16>> {
                 (x.group, x.m, x.rows) == (y.group, y.m, y.rows) && x.cols.1 - x.cols.0 == y.cols.1 - y.cols.0
             })
     };
-    neighbour_pairs(cells.len(), |c| same(&cells[c], &cells[c + 1]))
-}
-
-/// Partners of `count` cores paired in order, `c` with `c + 1` where `pairable(c)`.
-fn neighbour_pairs(count: usize, pairable: impl Fn(usize) -> bool) -> Vec<Option<u16>> {
-    let mut out = vec![None; count];
+    let mut out = vec![None; cells.len()];
     let mut c = 0;
-    while c + 1 < count {
-        if pairable(c) {
+    while c + 1 < cells.len() {
+        if same(&cells[c], &cells[c + 1]) {
             out[c] = Some((c + 1) as u16);
             out[c + 1] = Some(c as u16);
             c += 2;

@@ -6,7 +6,7 @@
 //! overwriting a buffer its partner still reads.
 
 use super::load;
-use crate::kernels::Step;
+use crate::kernels::{CoreTarget, Step};
 use isa::{BufId, Instr, MemRef, Program};
 
 /// A core's partner in sharing tiles, and which half it loads.
@@ -28,7 +28,12 @@ impl Pair {
 /// spread over the columns, and tuned libraries do not multicast: DeepGEMM
 /// does from M = 1,024 in its first release (the one its published figures
 /// came from) and from 512 later (`get_best_configs`).
-pub(super) const MULTICAST_MIN_ROWS: u64 = 512;
+const MULTICAST_MIN_ROWS: u64 = 512;
+
+/// Whether a GEMM of `m` rows on `t` pairs its cores.
+pub(super) fn multicasts(t: &CoreTarget, m: u64) -> bool {
+    t.multicast >= 2 && m >= MULTICAST_MIN_ROWS
+}
 
 /// Semaphores of a pair's exchange: the partner's half has arrived; the
 /// partner is done with a tile buffer, so the next half may be sent into it.

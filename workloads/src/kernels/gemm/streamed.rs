@@ -9,7 +9,7 @@
 //! the next one visible and frees the last. Device memory sees each input
 //! block row once per column block of a core's share, not once per core.
 
-use super::pair::{Exchange, MULTICAST_MIN_ROWS, Pair};
+use super::pair::{self, Exchange, Pair};
 use super::{Layout, STAGING_SHARE, Tiles, Tiling, load, stages};
 use crate::kernels::{CorePrograms, CoreTarget, Step, Tensors, emit, emit_ahead};
 use isa::{Dtype, Instr, MemRef, Program, Shape};
@@ -164,7 +164,7 @@ pub(super) fn grid_pairs(
     let m = rows.last().map_or(0, |r| r.1);
     let (nr, nc) = (rows.len(), cols.len());
     let mut partners = vec![None; nr * nc];
-    if t.multicast < 2 || m < MULTICAST_MIN_ROWS {
+    if !pair::multicasts(t, m) {
         return (Shared::Inputs, partners);
     }
     let len = |r: (u64, u64)| r.1 - r.0;
