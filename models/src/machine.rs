@@ -445,8 +445,9 @@ pub fn add_memory(builder: &mut SystemBuilder<Msg>, path: &str, mem: &MemorySpec
                     channel_bandwidth: mem.peak_bandwidth().divided(pcs as u64),
                     interleave: mapping.interleave_bursts * mem.burst_bytes(),
                     page_size: mem.page_size.get(),
-                    // An access to a closed row: activate, then the read command's latency.
-                    latency: timing.t_rcd + timing.t_cl,
+                    // An access to a closed row: activate, then the read command's
+                    // latency, behind the controller's own pipeline.
+                    latency: mem.controller.latency.time() + timing.t_rcd + timing.t_cl,
                     refresh: Some(Refresh { interval: timing.t_refi, duration: timing.t_rfc }),
                 }),
             )

@@ -105,6 +105,9 @@ impl Duration {
     pub const fn time(self) -> Time {
         self.0
     }
+    pub fn is_zero(&self) -> bool {
+        self.0 == Time::ZERO
+    }
 }
 
 impl Energy {

@@ -61,6 +61,11 @@ pub struct ControllerSpec {
     pub write_drain_high: u32,
     /// Writes left at which it turns back to reads.
     pub write_drain_low: u32,
+    /// The controller's and PHY's own pipeline, beyond the DRAM's timing:
+    /// added to every request between its arrival and its reply. Zero when
+    /// absent.
+    #[serde(default, skip_serializing_if = "Duration::is_zero")]
+    pub latency: Duration,
 }
 
 /// The memory standard's timing: a named preset (`models/presets/dram/`)

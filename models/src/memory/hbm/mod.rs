@@ -527,7 +527,7 @@ impl Hbm {
         }
         let Some(p) = self.requests[request as usize].take() else { return };
         self.free_requests.push(request);
-        let at = self.time(p.done).max(ctx.now());
+        let at = self.time(p.done).max(ctx.now()) + self.cfg.controller.latency.time();
         if !p.write {
             self.latency.record((at - p.arrival).as_ps());
         }
