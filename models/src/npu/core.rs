@@ -21,7 +21,7 @@
 use super::prepared::PreparedProgram;
 use super::timing::{MatrixShape, StageTiming, VectorShape};
 use crate::msg::{MemRequest, Msg, Stage};
-use isa::{Dtype, Engine, Instr, MemRef};
+use isa::{BufId, Dtype, Engine, Instr, MemRef};
 use sim_core::{BusyTime, Clock, Component, ComponentId, Ctx, Cycles, Replayed, Stats, Time, Unit};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -313,13 +313,12 @@ impl Core {
         let Some(run) = self.run.as_ref() else { return false };
         let program = Arc::clone(&run.launch.program);
         let instr = &program.program().instrs[index as usize];
-        let partials_in_scratchpad = match instr {
-            Instr::MatMul { c, .. } => {
-                program.program().buffers.get(c.0 as usize).is_none_or(|b| b.offset < self.cfg.scratchpad_bytes)
-            }
-            _ => true,
-        };
-        let (timing, traffic) = self.account_compute(instr, partials_in_scratchpad);
+        // Buffers placed beyond the scratchpad live in the accumulators (a
+        // GPU's registers): what an instruction reads or writes there does
+        // not cross the scratchpad's ports.
+        let spad = self.cfg.scratchpad_bytes;
+        let in_scratchpad = |b: BufId| program.program().buffers.get(b.0 as usize).is_none_or(|b| b.offset < spad);
+        let (timing, traffic) = self.account_compute(instr, in_scratchpad);
         let e = engine.index();
         let ready = self.cfg.clock.cycles_covering(now).0;
         let start = self.free_cycle[e].max(ready + timing.fill);
@@ -352,13 +351,17 @@ impl Core {
     }
 
     /// The timing of a matrix or vector instruction and its scratchpad
-    /// traffic, counting its actions. Partial sums cross the scratchpad's
-    /// ports unless the result buffer lies in the accumulators.
-    fn account_compute(&mut self, instr: &Instr, partials_in_scratchpad: bool) -> (StageTiming, u64) {
+    /// traffic, counting its actions. Only the buffers in the scratchpad
+    /// cross its ports: partial sums, softmax scores or an operand held in
+    /// the accumulators do not.
+    fn account_compute(&mut self, instr: &Instr, in_scratchpad: impl Fn(BufId) -> bool) -> (StageTiming, u64) {
         match *instr {
-            Instr::MatMul { m, n, k, dtype, acc, accumulate, .. } => {
+            Instr::MatMul { c, a, m, n, k, dtype, acc, accumulate, .. } => {
                 self.macs[dtype as usize] += m as u64 * n as u64 * k as u64;
-                let traffic = self.cfg.matrix.scratchpad_bytes(m, n, k, dtype, acc, accumulate, partials_in_scratchpad);
+                let all = self.cfg.matrix.scratchpad_bytes(m, n, k, dtype, acc, accumulate, in_scratchpad(c));
+                // An operand in registers (Hopper's wgmma with A from registers) is not streamed.
+                let from_registers = if in_scratchpad(a) { 0 } else { self.cfg.matrix.operand_bytes(m, n, k, dtype).0 };
+                let traffic = all - from_registers;
                 self.sram_bits += traffic * 8;
                 let timing = self.cfg.matrix.timing(m, n, k, dtype).unwrap_or_else(|| {
                     self.faults += 1;
@@ -366,10 +369,11 @@ impl Core {
                 });
                 (timing, traffic)
             }
-            Instr::Vector { op, elems, dtype, src2, .. } => {
+            Instr::Vector { op, dst, src, src2, elems, dtype } => {
                 let timing = self.cfg.vector.timing(op, elems);
                 self.vector_lane_ops += timing.period * self.cfg.vector.lanes as u64;
-                let traffic = elems * dtype.bytes() * (2 + u64::from(src2.is_some()));
+                let streamed = [Some(dst), Some(src), src2].into_iter().flatten().filter(|&b| in_scratchpad(b)).count();
+                let traffic = elems * dtype.bytes() * streamed as u64;
                 self.sram_bits += traffic * 8;
                 (timing, traffic)
             }

@@ -124,6 +124,20 @@ impl MatrixShape {
     /// once per `R` rows). Partial sums held in the scratchpad
     /// (`partials_in_scratchpad`) are written once per reduction pass and read
     /// back when accumulating.
+    /// Bytes of the `m × k` operand and of the `k × n` one that an
+    /// instruction streams (see [`Self::scratchpad_bytes`]).
+    pub fn operand_bytes(&self, m: u32, n: u32, k: u32, dtype: Dtype) -> (u64, u64) {
+        let (m, n, k) = (m as u64, n as u64, k as u64);
+        let (rows, cols, b) = (self.rows as u64, self.cols as u64, dtype.bytes());
+        let (per_m, per_n) = match (self.operand_block, self.dataflow) {
+            (Some((bm, bn)), _) => (bm as u64, bn as u64),
+            (None, Dataflow::WeightStationary) => (m.max(1), cols),
+            (None, Dataflow::InputStationary) => (cols, n.max(1)),
+            (None, Dataflow::OutputStationary) => (rows, cols),
+        };
+        (m * k * b * n.div_ceil(per_n.max(1)), k * n * b * m.div_ceil(per_m.max(1)))
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub fn scratchpad_bytes(
         &self,
@@ -135,16 +149,10 @@ impl MatrixShape {
         accumulate: bool,
         partials_in_scratchpad: bool,
     ) -> u64 {
+        let (a, b) = self.operand_bytes(m, n, k, dtype);
+        let operands = a + b;
         let (m, n, k) = (m as u64, n as u64, k as u64);
-        let (rows, cols, r) = (self.rows as u64, self.cols as u64, self.rate(dtype).max(1) as u64);
-        let (b, ab) = (dtype.bytes(), acc.bytes());
-        let (per_m, per_n) = match (self.operand_block, self.dataflow) {
-            (Some((bm, bn)), _) => (bm as u64, bn as u64),
-            (None, Dataflow::WeightStationary) => (m.max(1), cols),
-            (None, Dataflow::InputStationary) => (cols, n.max(1)),
-            (None, Dataflow::OutputStationary) => (rows, cols),
-        };
-        let operands = m * k * b * n.div_ceil(per_n.max(1)) + k * n * b * m.div_ceil(per_m.max(1));
+        let (rows, r, ab) = (self.rows as u64, self.rate(dtype).max(1) as u64, acc.bytes());
         if !partials_in_scratchpad {
             return operands;
         }

@@ -40,18 +40,16 @@ pub(super) fn attention(kernel: &Kernel, t: &CoreTarget, at: Tensors) -> Result<
     let l_t = l_t.min(chunk);
     let rows_max = q_t * h_t;
     let units = base_units * chunks;
-    let per_core = units.div_ceil(t.cores as u64);
+    let unit_of = |unit: u64| Unit::of(unit, chunks, q_tiles, h_tiles, (q, c, q_t, h_t, group, chunk));
     let o_bytes = rows_max * v_dim as u64 * 4;
     let mut out = Vec::new();
-    for core in 0..t.cores as u64 {
-        let first = core * per_core;
-        let last = ((core + 1) * per_core).min(units);
-        if first >= last {
+    for (core, owned) in deal(units, t.cores as u64, |u| unit_of(u).work()).into_iter().enumerate() {
+        if owned.is_empty() {
             continue;
         }
         let mut p = Program::new();
         let qb = p.named_buffer("q", rows_max * qk_dim as u64 * ab);
-        let kvb = [p.named_buffer("kv0", l_t * per_token), p.named_buffer("kv1", l_t * per_token)];
+        let kvb: Vec<_> = (0..place.kv_buffers).map(|i| p.named_buffer(format!("kv{i}"), l_t * per_token)).collect();
         let ob = if place.output_in_accumulators {
             p.buffer_at("o", t.scratchpad, o_bytes)
         } else {
@@ -66,18 +64,8 @@ pub(super) fn attention(kernel: &Kernel, t: &CoreTarget, at: Tensors) -> Result<
         };
         let (mut ki, mut si) = (0, 0);
         let mut steps: Vec<Step> = Vec::new();
-        for unit in first..last {
-            let part = unit % chunks;
-            let rest = unit / chunks;
-            let qt = rest % q_tiles;
-            let ht = rest / q_tiles % h_tiles;
-            let head = rest / q_tiles / h_tiles; // request * kv + KV head
-            let q0 = qt * q_t;
-            let qc = q_t.min(q - q0);
-            let rows = qc * h_t.min(group - ht * h_t);
-            // Keys visible to the last query of the tile (causal), within this context chunk.
-            let visible = (c - q + q0 + qc).min(c);
-            let (lo, hi) = (part * chunk, ((part + 1) * chunk).min(visible));
+        for &unit in &owned {
+            let Unit { part, qt, ht, head, rows, lo, hi } = unit_of(unit);
             let mut step = Step::default();
             step.loads.push(Instr::load(
                 qb,
@@ -85,9 +73,13 @@ pub(super) fn attention(kernel: &Kernel, t: &CoreTarget, at: Tensors) -> Result<
                 rows * qk_dim as u64 * ab,
             ));
             let mut first_tile = true;
+            // Software-pipelined as FlashAttention-3: a tile's scores go
+            // ahead of the previous tile's values, so the array computes
+            // while the vector engine takes the softmax.
+            let mut values: Option<Instr> = None;
             for l0 in (lo..hi).step_by(l_t as usize) {
                 let lc = l_t.min(hi - l0);
-                ki ^= 1;
+                ki = (ki + 1) % place.kv_buffers;
                 si ^= 1;
                 step.loads.push(Instr::load(kvb[ki], at.weights + (head * c + l0) * per_token, lc * per_token));
                 step.compute.push(Instr::MatMul {
@@ -101,6 +93,7 @@ pub(super) fn attention(kernel: &Kernel, t: &CoreTarget, at: Tensors) -> Result<
                     acc: Dtype::Fp32,
                     accumulate: false,
                 });
+                step.compute.extend(values.take());
                 for op in [VectorOp::Max, VectorOp::Exp, VectorOp::Sum] {
                     step.compute.push(Instr::Vector {
                         op,
@@ -111,7 +104,7 @@ pub(super) fn attention(kernel: &Kernel, t: &CoreTarget, at: Tensors) -> Result<
                         dtype: Dtype::Fp32,
                     });
                 }
-                step.compute.push(Instr::MatMul {
+                values = Some(Instr::MatMul {
                     c: ob,
                     a: sc[si],
                     b: kvb[ki],
@@ -124,6 +117,9 @@ pub(super) fn attention(kernel: &Kernel, t: &CoreTarget, at: Tensors) -> Result<
                 });
                 first_tile = false;
                 steps.push(std::mem::take(&mut step));
+            }
+            if let Some(last) = steps.last_mut() {
+                last.compute.extend(values.take());
             }
             step.stores.push(Instr::store(
                 ob,
@@ -145,17 +141,87 @@ pub(super) fn attention(kernel: &Kernel, t: &CoreTarget, at: Tensors) -> Result<
     Ok(out)
 }
 
+/// Most key and value tiles a core cycles through ([`Placement::kv_buffers`]).
+const MAX_KV_BUFFERS: usize = 3;
+
+/// One unit of attention work: a context chunk of a query tile of a head
+/// tile of a request's KV head, and the keys its queries see.
+#[derive(Clone, Copy, Debug)]
+struct Unit {
+    part: u64,
+    qt: u64,
+    ht: u64,
+    /// request * kv_heads + KV head
+    head: u64,
+    /// (query, head) rows
+    rows: u64,
+    /// Keys of the context chunk it reads: `lo..hi`.
+    lo: u64,
+    hi: u64,
+}
+
+impl Unit {
+    fn of(
+        unit: u64,
+        chunks: u64,
+        q_tiles: u64,
+        h_tiles: u64,
+        (q, c, q_t, h_t, group, chunk): (u64, u64, u64, u64, u64, u64),
+    ) -> Unit {
+        let part = unit % chunks;
+        let rest = unit / chunks;
+        let qt = rest % q_tiles;
+        let ht = rest / q_tiles % h_tiles;
+        let head = rest / q_tiles / h_tiles;
+        let q0 = qt * q_t;
+        let qc = q_t.min(q - q0);
+        let rows = qc * h_t.min(group - ht * h_t);
+        // Keys visible to the last query of the tile (causal), within this context chunk.
+        let visible = (c - q + q0 + qc).min(c);
+        let (lo, hi) = (part * chunk, ((part + 1) * chunk).min(visible));
+        Unit { part, qt, ht, head, rows, lo, hi }
+    }
+
+    /// Score elements it computes: what its time goes with.
+    fn work(&self) -> u64 {
+        self.rows * self.hi.saturating_sub(self.lo)
+    }
+}
+
+/// Units dealt to cores so that their work is even: the largest first, each
+/// to the core with the least so far (the lowest index on a tie), as a
+/// causal prefill's later query tiles see more keys than its first. Each
+/// core runs its units in index order.
+fn deal(units: u64, cores: u64, work: impl Fn(u64) -> u64) -> Vec<Vec<u64>> {
+    let mut order: Vec<(u64, u64)> = (0..units).map(|u| (work(u), u)).collect();
+    order.sort_by_key(|&(w, u)| (std::cmp::Reverse(w), u));
+    let mut load = std::collections::BinaryHeap::new();
+    load.extend((0..cores).map(|core| std::cmp::Reverse((0u64, core))));
+    let mut owned = vec![Vec::new(); cores as usize];
+    for (w, u) in order {
+        let std::cmp::Reverse((sum, core)) = load.pop().expect("at least one core");
+        owned[core as usize].push(u);
+        load.push(std::cmp::Reverse((sum + w.max(1), core)));
+    }
+    owned.iter_mut().for_each(|units| units.sort_unstable());
+    owned
+}
+
 /// Where a unit's buffers go: the FP32 output, and the FP32 scores, in
 /// the accumulator storage or in the scratchpad.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Placement {
     output_in_accumulators: bool,
     scores_in_accumulators: bool,
+    /// Key and value tiles a core cycles through: with three, one loads
+    /// while one has its scores computed and one its values (the pipeline
+    /// above); two where three do not fit.
+    kv_buffers: usize,
 }
 
 /// Query tile, head tile, key tile and placement: up to 256 (query, head)
 /// rows that share a KV head, fewer queries and then fewer heads where the
-/// queries, the output, and two key tiles of at least 64 keys with their
+/// queries, the output, and three (else two) key tiles of at least 64 keys with their
 /// scores do not fit; the output and then the scores go in the
 /// accumulators where they fit there, as a GPU keeps them in registers.
 /// The key tile is then as long as the space allows (a quarter of the
@@ -179,16 +245,19 @@ fn tiles(
             let spad = o - acc;
             let acc_keys =
                 if place.scores_in_accumulators { t.accumulators.saturating_sub(acc) / (8 * rows) } else { u64::MAX };
-            let per_key = 2 * per_token + if place.scores_in_accumulators { 0 } else { 8 * rows };
+            let per_key = place.kv_buffers as u64 * per_token + if place.scores_in_accumulators { 0 } else { 8 * rows };
             (spad_after_q.saturating_sub(spad) / per_key).min(acc_keys)
         };
         let options: &[(bool, bool)] =
             if o <= t.accumulators { &[(true, true), (true, false), (false, false)] } else { &[(false, false)] };
-        options
-            .iter()
-            .map(|&(output_in_accumulators, scores_in_accumulators)| Placement {
-                output_in_accumulators,
-                scores_in_accumulators,
+        (2..=MAX_KV_BUFFERS)
+            .rev()
+            .flat_map(|kv_buffers| {
+                options.iter().map(move |&(output_in_accumulators, scores_in_accumulators)| Placement {
+                    output_in_accumulators,
+                    scores_in_accumulators,
+                    kv_buffers,
+                })
             })
             .map(|place| (keys(place), place))
             .find(|&(k, _)| k >= min_keys)
@@ -202,7 +271,7 @@ fn tiles(
         } else if h_t > 1 {
             h_t = h_t.div_ceil(2);
         } else {
-            let place = Placement { output_in_accumulators: false, scores_in_accumulators: false };
+            let place = Placement { output_in_accumulators: false, scores_in_accumulators: false, kv_buffers: 2 };
             return (1, 1, min_keys.max(1), place);
         }
     }
