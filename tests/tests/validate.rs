@@ -91,3 +91,12 @@ fn an_empty_operand_block() {
     assert!(e.contains("node.card.chiplet.core.matrix.operand_block"), "{e}");
     assert!(e.contains("found 0 x 256"), "{e}");
 }
+
+#[test]
+fn a_memory_controller_latency_in_the_wrong_unit() {
+    let e = refused("base = \"h100-node\"\n[node.card.chiplet.memory.controller]\nlatency = \"185 s\"\n");
+    assert!(
+        e.contains("field `node.card.chiplet.memory.controller.latency`: expected at most 1 ms, found 185000000000 ns"),
+        "{e}"
+    );
+}

@@ -3,6 +3,7 @@
 use super::{CardSpec, ChipletSpec, CpuSpec, D2dTopology, MemorySpec, NocSpec, PcieSpec, SystemSpec};
 use crate::input::Invalid;
 use crate::noc::TopologyKind;
+use sim_core::Time;
 
 /// Every problem with `spec`, each naming its field path.
 pub fn validate(spec: &SystemSpec) -> Vec<Invalid> {
@@ -248,6 +249,13 @@ pub fn memory_checks(out: &mut Vec<Invalid>, path: &str, m: &MemorySpec) {
                 "expected write_drain_low < write_drain_high <= write_queue, found {} < {} <= {}",
                 c.write_drain_low, c.write_drain_high, c.write_queue
             ),
+        ));
+    }
+    // A controller's pipeline is nanoseconds; a millisecond is a unit slip.
+    if c.latency.time() > Time::from_ns(1_000_000) {
+        out.push(Invalid::new(
+            format!("{path}.controller.latency"),
+            format!("expected at most 1 ms, found {} ns", c.latency.time().as_ps() / 1000),
         ));
     }
 }
