@@ -40,7 +40,8 @@ pub(super) fn attention(kernel: &Kernel, t: &CoreTarget, at: Tensors) -> Result<
     let l_t = l_t.min(chunk);
     let rows_max = q_t * h_t;
     let units = base_units * chunks;
-    let unit_of = |unit: u64| Unit::of(unit, chunks, q_tiles, h_tiles, (q, c, q_t, h_t, group, chunk));
+    let layout = Units { chunks, chunk, q_tiles, h_tiles, q_t, h_t, queries: q, context: c, group };
+    let unit_of = |unit: u64| layout.unit(unit);
     let o_bytes = rows_max * v_dim as u64 * 4;
     let mut out = Vec::new();
     for (core, owned) in deal(units, t.cores as u64, |u| unit_of(u).work()).into_iter().enumerate() {
@@ -160,28 +161,40 @@ struct Unit {
     hi: u64,
 }
 
-impl Unit {
-    fn of(
-        unit: u64,
-        chunks: u64,
-        q_tiles: u64,
-        h_tiles: u64,
-        (q, c, q_t, h_t, group, chunk): (u64, u64, u64, u64, u64, u64),
-    ) -> Unit {
-        let part = unit % chunks;
-        let rest = unit / chunks;
-        let qt = rest % q_tiles;
-        let ht = rest / q_tiles % h_tiles;
-        let head = rest / q_tiles / h_tiles;
-        let q0 = qt * q_t;
-        let qc = q_t.min(q - q0);
-        let rows = qc * h_t.min(group - ht * h_t);
+/// How a kernel's work splits into units: context chunks, query tiles and
+/// head tiles, numbered chunk fastest, then query tile, head tile and head.
+#[derive(Clone, Copy, Debug)]
+struct Units {
+    chunks: u64,
+    chunk: u64,
+    q_tiles: u64,
+    h_tiles: u64,
+    q_t: u64,
+    h_t: u64,
+    queries: u64,
+    context: u64,
+    /// Query heads per KV head.
+    group: u64,
+}
+
+impl Units {
+    fn unit(&self, unit: u64) -> Unit {
+        let part = unit % self.chunks;
+        let rest = unit / self.chunks;
+        let qt = rest % self.q_tiles;
+        let ht = rest / self.q_tiles % self.h_tiles;
+        let head = rest / self.q_tiles / self.h_tiles;
+        let q0 = qt * self.q_t;
+        let qc = self.q_t.min(self.queries - q0);
+        let rows = qc * self.h_t.min(self.group - ht * self.h_t);
         // Keys visible to the last query of the tile (causal), within this context chunk.
-        let visible = (c - q + q0 + qc).min(c);
-        let (lo, hi) = (part * chunk, ((part + 1) * chunk).min(visible));
+        let visible = (self.context - self.queries + q0 + qc).min(self.context);
+        let (lo, hi) = (part * self.chunk, ((part + 1) * self.chunk).min(visible));
         Unit { part, qt, ht, head, rows, lo, hi }
     }
+}
 
+impl Unit {
     /// Score elements it computes: what its time goes with.
     fn work(&self) -> u64 {
         self.rows * self.hi.saturating_sub(self.lo)
