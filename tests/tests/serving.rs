@@ -3,6 +3,7 @@
 //! preemption, per-request output and goodput.
 
 use npusim_tests::{file, hardware, npusim, scratch};
+use workloads::workload::{Requests, TraceRequest};
 use workloads::{Workload, load_workload, run};
 
 /// Llama-3.1-8B on a REBEL-Quad (4 chiplets, TP 4): small enough to serve
@@ -311,4 +312,43 @@ fn offline_requests_draw_their_lengths_from_a_length_file_and_show_a_steady_stat
     let o = npusim(&["run", "--hw", "rebel-quad", "--workload", w]);
     assert_eq!(o.status, 2);
     assert!(o.stderr.contains("lengths.csv:3:4") && o.stderr.contains("output_tokens"), "{}", o.stderr);
+}
+
+#[test]
+fn independent_replicas_keep_decoding_while_another_replica_prefills() {
+    // Llama-3.1-8B at TP 1 on a REBEL-Quad: four data-parallel replicas, one a chiplet.
+    // Four requests decode, one on each; then a 4,000-token prompt arrives and
+    // goes to one replica. Only that replica's decoder waits for the prefill,
+    // unless the plan holds the replicas in lockstep.
+    let mut w = small("[scenario]\nphase = \"prefill\"\n[requests]\narrivals = \"trace\"\nfile = \"t.csv\"\n");
+    w.spec.plan.attention_tensor_parallel = 1;
+    let ms = |t: u64| sim_core::Time::from_ps(t * 1_000_000_000);
+    let mut trace: Vec<TraceRequest> =
+        (0..4).map(|_| TraceRequest { arrival: ms(0), prompt_tokens: 64, output_tokens: 40 }).collect();
+    trace.push(TraceRequest { arrival: ms(60), prompt_tokens: 4000, output_tokens: 2 });
+    let Some(Requests::Trace { rows, .. }) = &mut w.spec.requests else { unreachable!() };
+    *rows = trace;
+    // Per decoder: whether its longest gap between tokens is over 3x its median gap.
+    let stalled = |w: &Workload| {
+        let r = run(&hardware("rebel-quad"), w, 1).unwrap();
+        let tokens: Vec<u32> = r.requests.iter().map(|q| q.tokens).collect();
+        assert_eq!(tokens, [40, 40, 40, 40, 2], "every request finished");
+        let stalled: Vec<bool> = r.requests[..4]
+            .iter()
+            .map(|q| {
+                let mut gaps: Vec<u64> = q.token_times.windows(2).map(|p| (p[1] - p[0]).as_ps()).collect();
+                gaps.sort();
+                gaps[gaps.len() - 1] > gaps[gaps.len() / 2] * 3
+            })
+            .collect();
+        (stalled.iter().filter(|&&s| s).count(), r.steps.len())
+    };
+    let (apart, apart_steps) = stalled(&w);
+    assert_eq!(apart, 1, "one decoder shares the prompt's replica");
+    w.spec.plan.lockstep_replicas = true;
+    let (together, together_steps) = stalled(&w);
+    assert_eq!(together, 4, "in lockstep every decoder waits for the prompt");
+    // Apart, each replica's steps are steps of their own.
+    assert_eq!(together_steps, 40, "a step per token; the prompt joins one of them");
+    assert!(apart_steps >= 4 * 40, "{apart_steps} steps");
 }

@@ -35,6 +35,8 @@ pub struct Placement {
     pub replicated: Vec<bool>,
     /// Ops the host CPU runs.
     pub host_ops: Vec<HostOp>,
+    /// Whether the replicas step together even where they could step apart.
+    pub lockstep: bool,
 }
 
 impl Placement {
@@ -76,7 +78,17 @@ impl Placement {
                 load_aware(load, &replicated, ep)
             }
         };
-        Ok(Placement { devices, stages, micro_batches, tp, ep, slot, replicated, host_ops: plan.host_ops.clone() })
+        Ok(Placement {
+            devices,
+            stages,
+            micro_batches,
+            tp,
+            ep,
+            slot,
+            replicated,
+            host_ops: plan.host_ops.clone(),
+            lockstep: plan.lockstep_replicas,
+        })
     }
 
     /// Devices of one pipeline stage.
@@ -87,8 +99,17 @@ impl Placement {
     pub fn replicas(&self) -> u32 {
         self.stage_devices() / self.tp
     }
+    /// Whether the data-parallel replicas step on their own: they share
+    /// nothing in a step (one pipeline stage, and expert groups, if any,
+    /// inside a replica, so no all-to-all joins replicas) and the plan does
+    /// not hold them in lockstep.
+    pub fn independent_replicas(&self) -> bool {
+        let experts_inside =
+            self.slot.is_empty() || self.replicated.iter().all(|&r| r) || self.tp.is_multiple_of(self.ep);
+        self.stages == 1 && self.replicas() > 1 && experts_inside && !self.lockstep
+    }
     /// The devices of replica `r` in stage `stage`.
-    fn replica_devices(&self, stage: u32, r: u32) -> std::ops::Range<u32> {
+    pub fn replica_devices(&self, stage: u32, r: u32) -> std::ops::Range<u32> {
         let first = stage * self.stage_devices() + r * self.tp;
         first..first + self.tp
     }
@@ -849,67 +870,91 @@ impl Builder<'_> {
     }
 
     /// Final norm, gather of the last hidden states of the positions with
-    /// logits to every device, and the vocabulary-split LM head, its ops named
-    /// `{at}final_norm`, `{at}lm_head…`. Returns the LM head op and its rows.
+    /// logits to the devices of the LM head, and the vocabulary-split LM
+    /// head, its ops named `{at}final_norm`, `{at}lm_head…`. Returns the LM
+    /// head op and its rows.
     fn lm_head(&mut self, at: &str, last: u32) -> (u32, u32) {
         let (h, ad, wd) = (self.model.hidden, self.s.activation_dtype, self.s.weight_dtype);
         let norm = self.norm(format!("{at}final_norm"), vec![last], h);
         let row = h as u64 * ad.bytes();
-        let rows_of = |requests: &[RequestStep]| requests.iter().map(|r| r.logits).sum::<u32>();
         let mut transfers = Vec::new();
-        for r in 0..self.p.replicas() {
-            let rows = rows_of(&self.replica_requests[r as usize]) as u64;
-            let src = self.replica_devices(r).start;
-            for dst in self.stage_devices() {
-                if rows > 0 && !self.replica_devices(r).contains(&dst) {
-                    transfers.push(Transfer {
-                        from: Endpoint::Device(src),
-                        to: Endpoint::Device(dst),
-                        bytes: rows * row,
-                    });
+        if !self.p.independent_replicas() {
+            for r in 0..self.p.replicas() {
+                let rows = self.logit_rows(r) as u64;
+                let src = self.replica_devices(r).start;
+                for dst in self.stage_devices() {
+                    if rows > 0 && !self.replica_devices(r).contains(&dst) {
+                        transfers.push(Transfer {
+                            from: Endpoint::Device(src),
+                            to: Endpoint::Device(dst),
+                            bytes: rows * row,
+                        });
+                    }
                 }
             }
         }
         let gather =
             self.push(format!("{at}lm_head.gather"), OpClass::Collective, vec![norm], OpBody::Transfer(transfers));
-        let rows: u32 = self.replica_requests.iter().map(|r| rows_of(r)).sum();
+        let rows: u32 = (0..self.p.replicas()).map(|r| self.logit_rows(r)).sum();
         let shards = self
-            .stage_devices()
-            .map(|dev| Shard {
-                device: dev,
-                kernel: Kernel::Gemm { rows: vec![rows], n: self.vocab_slice(dev), k: h, weight_dtype: wd, dtype: ad },
+            .head_layout()
+            .into_iter()
+            .map(|(device, rows, n)| Shard {
+                device,
+                kernel: Kernel::Gemm { rows: vec![rows], n, k: h, weight_dtype: wd, dtype: ad },
             })
             .collect();
         (self.push(format!("{at}lm_head"), OpClass::LmHead, vec![gather], OpBody::Compute(shards)), rows)
     }
 
-    /// Vocabulary entries of the LM head on `device`, split over the devices of the last stage.
-    fn vocab_slice(&self, device: u32) -> u32 {
-        let (vocab, d) = (self.model.vocab, self.p.stage_devices());
-        vocab / d + u32::from(device % d < vocab % d)
+    /// Positions of replica `r` that the step computes logits for.
+    fn logit_rows(&self, r: u32) -> u32 {
+        self.replica_requests[r as usize].iter().map(|x| x.logits).sum()
     }
 
-    /// Each device keeps the `top_k` best of its logits for `rows` positions (the best one for greedy decoding).
-    fn device_sample(&mut self, name: String, dep: u32, rows: u32, top_k: u32) -> u32 {
+    /// Where the LM head runs: per device, the rows it computes and its
+    /// slice of the vocabulary. Replicas that step together share one head
+    /// split over every device of the last stage (each computes all the
+    /// rows); independent replicas each split their own over their devices.
+    fn head_layout(&self) -> Vec<(u32, u32, u32)> {
+        let vocab = self.model.vocab;
+        let slice = |dev: u32, d: u32| vocab / d + u32::from(dev % d < vocab % d);
+        if self.p.independent_replicas() {
+            let tp = self.p.tp;
+            (0..self.p.replicas())
+                .filter(|&r| self.logit_rows(r) > 0)
+                .flat_map(|r| self.replica_devices(r).map(move |dev| (r, dev)))
+                .map(|(r, dev)| (dev, self.logit_rows(r), slice(dev, tp)))
+                .collect()
+        } else {
+            let rows = (0..self.p.replicas()).map(|r| self.logit_rows(r)).sum();
+            let d = self.p.stage_devices();
+            self.stage_devices().map(|dev| (dev, rows, slice(dev, d))).collect()
+        }
+    }
+
+    /// Each device of the LM head keeps the `top_k` best of its logits for
+    /// its rows (the best one for greedy decoding).
+    fn device_sample(&mut self, name: String, dep: u32, top_k: u32) -> u32 {
         let dtype = self.s.activation_dtype;
         let shards = self
-            .stage_devices()
-            .map(|dev| Shard {
-                device: dev,
-                kernel: Kernel::Sample { rows, cols: self.vocab_slice(dev), top_k, dtype },
-            })
+            .head_layout()
+            .into_iter()
+            .map(|(device, rows, cols)| Shard { device, kernel: Kernel::Sample { rows, cols, top_k, dtype } })
             .collect();
         self.push(name, OpClass::Sampling, vec![dep], OpBody::Compute(shards))
     }
 
-    /// Candidates of `rows` positions from every device to the host: `per_row(device)` bytes each.
-    fn send_to_host(&mut self, name: String, dep: u32, per_row: impl Fn(u32) -> u64, rows: u32) -> u32 {
+    /// What each device of the LM head found for its rows, to the host:
+    /// `per_row(vocabulary slice)` bytes a row.
+    fn send_to_host(&mut self, name: String, dep: u32, per_row: impl Fn(u32) -> u64) -> u32 {
         let transfers = self
-            .stage_devices()
-            .map(|dev| Transfer {
+            .head_layout()
+            .into_iter()
+            .map(|(dev, rows, slice)| Transfer {
                 from: Endpoint::Device(dev),
                 to: Endpoint::Host(0),
-                bytes: rows as u64 * per_row(dev),
+                bytes: rows as u64 * per_row(slice),
             })
             .collect();
         self.push(name, OpClass::HostIo, vec![dep], OpBody::Transfer(transfers))
@@ -918,21 +963,17 @@ impl Builder<'_> {
     /// The LM head, and the logits (or each device's top-k) to the host.
     /// Returns the LM head op.
     fn head(&mut self, last: u32) -> u32 {
-        let (head, rows) = self.lm_head("", last);
+        let (head, _) = self.lm_head("", last);
         let ad = self.s.activation_dtype.bytes();
         match self.s.sampling {
             Sampling::Host => {
-                let (vocab, d) = (self.model.vocab, self.p.stage_devices());
-                let slice = |dev: u32| (vocab / d + u32::from(dev % d < vocab % d)) as u64;
-                self.send_to_host("logits".into(), head, |dev| slice(dev) * ad, rows);
+                self.send_to_host("logits".into(), head, |slice| slice as u64 * ad);
             }
             Sampling::Device => {
                 let top_k = self.s.device_candidates();
-                let sampled = self.device_sample("sample".into(), head, rows, top_k);
-                let (vocab, d) = (self.model.vocab, self.p.stage_devices());
-                let slice = |dev: u32| vocab / d + u32::from(dev % d < vocab % d);
+                let sampled = self.device_sample("sample".into(), head, top_k);
                 // A candidate is a value and a vocabulary index: 4 + 4 bytes.
-                self.send_to_host("logits".into(), sampled, |dev| top_k.min(slice(dev)) as u64 * 8, rows);
+                self.send_to_host("logits".into(), sampled, |slice| top_k.min(slice) as u64 * 8);
             }
         }
         head
@@ -972,9 +1013,9 @@ impl Builder<'_> {
             let h_norm = self.norm(format!("{at}.hnorm"), vec![hidden], h);
             let joined = self.gemm(format!("{at}.eh_proj"), vec![e_norm, h_norm], 1, h, 2 * h, wd);
             hidden = self.layer(&at, self.model.layers, joined, router);
-            let (logits, rows) = self.lm_head(&format!("{at}."), hidden);
-            token = self.device_sample(format!("{at}.sample"), logits, rows, 1);
-            self.send_to_host(format!("{at}.drafts"), token, |_| 8, rows);
+            let (logits, _) = self.lm_head(&format!("{at}."), hidden);
+            token = self.device_sample(format!("{at}.sample"), logits, 1);
+            self.send_to_host(format!("{at}.drafts"), token, |_| 8);
         }
         self.replica_requests = verified;
     }

@@ -12,7 +12,7 @@ use crate::routing::Router;
 use crate::runtime::{HostRuntime, HostWork, PassiveHost, RuntimeConfig, StepPlanner, StepRecord, StepSource};
 use crate::sampling::SampleWork;
 use crate::scheduler::{Arrival, Policy, RequestRecord, Scheduler};
-use crate::step_memo::{Pause, StepMemo};
+use crate::step_memo::{Lanes, Pause, StepMemo};
 use crate::workload::{HostOp, Workload, WorkloadSpec};
 
 use isa::Dtype;
@@ -152,7 +152,9 @@ fn built_steps(
         )));
     }
     let router = router(w, model, seed)?;
-    let placement = placement(hardware, w, &router.expected_load())?;
+    // A dense model's router has one stand-in expert, which no layer uses.
+    let load = if model.ffn.routed_experts > 0 { router.expected_load() } else { Vec::new() };
+    let placement = placement(hardware, w, &load)?;
     let arrivals = arrivals(w, seed).map_err(RunError)?;
     let memory = fits(hardware, model, w, &placement, &arrivals)?;
     let kv_blocks = kv_blocks(hardware, model, w, &placement, &memory);
@@ -162,6 +164,7 @@ fn built_steps(
         block_tokens: w.serving.kv_block_tokens,
         kv_blocks,
         replicas: placement.replicas(),
+        independent: placement.independent_replicas(),
     };
     if let Some(blocks) = kv_blocks.map(|b| b / placement.replicas().max(1) as u64) {
         let block = w.serving.kv_block_tokens as u64;
@@ -412,6 +415,15 @@ fn kv_blocks(
     Some(tokens / block)
 }
 
+/// The devices of each data-parallel replica, where the replicas step on
+/// their own; empty where every device steps together.
+fn lanes(placement: &Placement) -> Vec<std::ops::Range<u32>> {
+    if !placement.independent_replicas() {
+        return Vec::new();
+    }
+    (0..placement.replicas()).map(|r| placement.replica_devices(0, r)).collect()
+}
+
 /// What one simulation serves, however its steps are made.
 struct Execution<'a> {
     workload: &'a WorkloadSpec,
@@ -427,6 +439,11 @@ fn execute(hardware: &SystemSpec, run: Execution<'_>, scheduler: Scheduler) -> R
     let target = CoreTarget::for_chiplet(&card(hardware)?.chiplet, None);
     let mut builder: SystemBuilder<Msg> = SystemBuilder::new();
     let machine = models::machine::build(hardware, &mut builder);
+    // Recorded steps come in one order, so they run as one lane.
+    let lanes = match run.source {
+        StepSource::Build { .. } => lanes(&run.placement),
+        StepSource::Recorded(_) => Vec::new(),
+    };
     let planner = StepPlanner { source: run.source, lowerer: Lowerer::new(target, machine.memo.clone()) };
     let leader = &machine.hosts[0];
     let cfg = RuntimeConfig {
@@ -434,6 +451,7 @@ fn execute(hardware: &SystemSpec, run: Execution<'_>, scheduler: Scheduler) -> R
         cpu: leader.cpu,
         cpu_cores: hardware.node.cpu.cores,
         sequencers: machine.devices.iter().map(|d| d.sequencer).collect(),
+        replicas: lanes,
         routes: machine.routes.clone(),
         chunk: hardware.simulation.fabric_chunk.get(),
         work: HostWork::default(),
@@ -444,26 +462,40 @@ fn execute(hardware: &SystemSpec, run: Execution<'_>, scheduler: Scheduler) -> R
     let place = |r: Result<(), sim_core::BuildError>| {
         r.map_err(|e| RunError(format!("internal error assembling the machine: {e}")))
     };
-    place(builder.place(runtime, HostRuntime::new(cfg, planner, scheduler)))?;
+    let chiplets = |devices: std::ops::Range<u32>| -> Vec<String> {
+        let path = |d: &models::machine::DeviceIds| format!("node{}.card{}.chiplet{}", d.node, d.card, d.chiplet);
+        devices.map(|d| path(&machine.devices[d as usize])).collect()
+    };
+    let host = HostRuntime::new(cfg, planner, scheduler);
+    let lanes = Lanes { chiplets: host.lane_devices().into_iter().map(chiplets).collect() };
+    for start in host.start_messages() {
+        builder.post(Time::ZERO, runtime, start);
+    }
+    place(builder.place(runtime, host))?;
     for host in &machine.hosts[1..] {
         place(builder.place(host.runtime, PassiveHost::default()))?;
     }
-    builder.post(Time::ZERO, runtime, HostRuntime::start_message());
     let mut system = builder.build().map_err(|e| RunError(format!("internal error assembling the machine: {e}")))?;
     // The runtime pauses the run only to ask about replaying steps.
-    let mut memo = StepMemo::default();
+    let mut memo = StepMemo::new(lanes);
     while system.run_to_end() == RunOutcome::Stopped {
-        let Some(pause) = system.get_mut::<HostRuntime>(runtime).and_then(HostRuntime::take_pause) else { break };
-        match pause {
-            Pause::Planned(shape) => {
-                let replay = memo.replay(shape);
-                if let Some(host) = system.get_mut::<HostRuntime>(runtime) {
-                    host.decide(replay);
+        let mut paused = false;
+        while let Some((lane, pause)) = system.get_mut::<HostRuntime>(runtime).and_then(HostRuntime::take_pause) {
+            paused = true;
+            match pause {
+                Pause::Planned(shape) => {
+                    let replay = memo.replay(lane, shape);
+                    if let Some(host) = system.get_mut::<HostRuntime>(runtime) {
+                        host.decide(lane, replay);
+                    }
+                    system.post(system.now(), runtime, HostRuntime::decided_message(lane));
                 }
-                system.post(system.now(), runtime, HostRuntime::decided_message());
+                Pause::Launched => memo.launched(lane, system.stats()),
+                Pause::LogitsIn { device_time } => memo.logits_in(lane, device_time, system.stats()),
             }
-            Pause::Launched => memo.launched(system.stats()),
-            Pause::LogitsIn { device_time } => memo.logits_in(device_time, system.stats()),
+        }
+        if !paused {
+            break;
         }
     }
 

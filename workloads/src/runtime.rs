@@ -20,6 +20,7 @@ use models::msg::{Chunk, Msg};
 use models::npu::CommandList;
 use sim_core::{Component, ComponentId, Ctx, Dataflow, Stats, Time, Unit};
 use std::collections::{HashMap, VecDeque};
+use std::ops::Range;
 use std::sync::Arc;
 
 /// The host work of serving, per step, in the CPU model's terms. These are
@@ -104,6 +105,9 @@ pub struct RuntimeConfig {
     pub cpu: ComponentId,
     pub cpu_cores: u32,
     pub sequencers: Vec<ComponentId>,
+    /// Independent data-parallel replicas: each one's devices, stepping on
+    /// its own. Empty: the devices step together, as one.
+    pub replicas: Vec<Range<u32>>,
     pub routes: Arc<Routes>,
     pub chunk: u64,
     pub work: HostWork,
@@ -112,6 +116,7 @@ pub struct RuntimeConfig {
     pub replay_steps: bool,
 }
 
+// Tokens of the runtime's own messages: a kind in the low byte, the lane above it.
 const SCHEDULE: u64 = 1;
 const LAUNCH: u64 = 2;
 const SAMPLE: u64 = 3;
@@ -119,7 +124,12 @@ const START: u64 = 4;
 const DECIDED: u64 = 5;
 const REPLAYED: u64 = 6;
 const SEQUENCER: u64 = 1 << 32;
+/// Host command `i` of lane `l`: `HOST_COMMAND + (l << 32) + i`.
 const HOST_COMMAND: u64 = 1 << 48;
+
+fn token(kind: u64, lane: usize) -> u64 {
+    kind | (lane as u64) << 8
+}
 
 /// The host's commands of the step in flight, run as their dependencies finish.
 #[derive(Debug, Default)]
@@ -139,12 +149,15 @@ impl HostRun {
     }
 }
 
-/// The serving runtime of the leading host.
-#[derive(Debug)]
-pub struct HostRuntime {
-    cfg: RuntimeConfig,
-    planner: StepPlanner,
-    scheduler: Scheduler,
+/// What steps on its own: every device together, or one independent
+/// replica; each has at most one step in flight.
+#[derive(Debug, Default)]
+struct Lane {
+    /// The replica it serves; `None`: all of them, together.
+    replica: Option<u32>,
+    /// Its devices.
+    devices: Range<u32>,
+    /// The number of the step in flight (it names the step's transfers).
     step: u64,
     /// The step in flight: its requests and what each computes.
     plan: Vec<(usize, RequestStep)>,
@@ -154,40 +167,64 @@ pub struct HostRuntime {
     waiting_lists: usize,
     host_run: HostRun,
     current: Option<StepRecord>,
-    pub steps: Vec<StepRecord>,
-    pub error: Option<String>,
-    /// Why the runtime paused the engine, for the driver.
-    pause: Option<Pause>,
     /// The device time of the step being replayed.
     replaying: Option<Time>,
     /// Whether the step in flight is being recorded for replay.
     recording: bool,
 }
 
+/// The serving runtime of the leading host.
+#[derive(Debug)]
+pub struct HostRuntime {
+    cfg: RuntimeConfig,
+    planner: StepPlanner,
+    scheduler: Scheduler,
+    /// Steps planned so far, every lane's.
+    step: u64,
+    lanes: Vec<Lane>,
+    /// Per device, the lane that drives it.
+    lane_of_device: Vec<usize>,
+    pub steps: Vec<StepRecord>,
+    pub error: Option<String>,
+    /// Why the runtime paused the engine, and for which lane, for the driver.
+    pauses: VecDeque<(usize, Pause)>,
+}
+
 impl HostRuntime {
     pub fn new(cfg: RuntimeConfig, planner: StepPlanner, scheduler: Scheduler) -> HostRuntime {
+        let all = 0..cfg.sequencers.len() as u32;
+        let lanes: Vec<Lane> = if cfg.replicas.len() > 1 {
+            let lane = |(r, devices): (usize, &Range<u32>)| Lane {
+                replica: Some(r as u32),
+                devices: devices.clone(),
+                ..Lane::default()
+            };
+            cfg.replicas.iter().enumerate().map(lane).collect()
+        } else {
+            vec![Lane { devices: all.clone(), ..Lane::default() }]
+        };
+        let mut lane_of_device = vec![0; all.len()];
+        for (l, lane) in lanes.iter().enumerate() {
+            for d in lane.devices.clone() {
+                lane_of_device[d as usize] = l;
+            }
+        }
         HostRuntime {
             cfg,
             planner,
             scheduler,
             step: 0,
-            plan: Vec::new(),
-            logit_rows: 0,
-            lowered: None,
-            waiting_lists: 0,
-            host_run: HostRun::default(),
-            current: None,
+            lanes,
+            lane_of_device,
             steps: Vec::new(),
             error: None,
-            pause: None,
-            replaying: None,
-            recording: false,
+            pauses: VecDeque::new(),
         }
     }
 
-    /// The message that starts serving.
-    pub fn start_message() -> Msg {
-        Msg::Wake { token: START }
+    /// The messages that start serving, one per lane.
+    pub fn start_messages(&self) -> Vec<Msg> {
+        (0..self.lanes.len()).map(|l| Msg::Wake { token: token(START, l) }).collect()
     }
 
     pub fn records(&self) -> Vec<RequestRecord> {
@@ -198,32 +235,45 @@ impl HostRuntime {
         &self.scheduler
     }
 
-    /// Why the runtime paused the engine, if it did.
-    pub fn take_pause(&mut self) -> Option<Pause> {
-        self.pause.take()
+    /// Per lane, its devices.
+    pub fn lane_devices(&self) -> Vec<Range<u32>> {
+        self.lanes.iter().map(|l| l.devices.clone()).collect()
     }
 
-    /// The driver's answer to [`Pause::Planned`]: replay the step's devices
-    /// for this long, or (`None`) simulate and record it. Resume the run
-    /// with [`HostRuntime::decided_message`].
-    pub fn decide(&mut self, replay: Option<Time>) {
-        self.replaying = replay;
-        self.recording = replay.is_none();
+    /// Why the runtime paused the engine, and for which lane, if it did.
+    pub fn take_pause(&mut self) -> Option<(usize, Pause)> {
+        self.pauses.pop_front()
     }
 
-    pub fn decided_message() -> Msg {
-        Msg::Wake { token: DECIDED }
+    /// The driver's answer to [`Pause::Planned`] of `lane`: replay the
+    /// step's devices for this long, or (`None`) simulate and record it.
+    /// Resume the run with [`HostRuntime::decided_message`].
+    pub fn decide(&mut self, lane: usize, replay: Option<Time>) {
+        self.lanes[lane].replaying = replay;
+        self.lanes[lane].recording = replay.is_none();
+    }
+
+    pub fn decided_message(lane: usize) -> Msg {
+        Msg::Wake { token: token(DECIDED, lane) }
+    }
+
+    fn pause(&mut self, lane: usize, pause: Pause, ctx: &mut Ctx<'_, Msg>) {
+        self.pauses.push_back((lane, pause));
+        ctx.stop();
     }
 
     fn task(&self, ctx: &mut Ctx<'_, Msg>, token: u64, task: HostTask) {
         ctx.send(self.cfg.cpu, Time::ZERO, Msg::HostTask { task: Arc::new(task), reply_to: ctx.me(), token });
     }
 
-    fn begin_step(&mut self, ctx: &mut Ctx<'_, Msg>) {
+    fn begin_step(&mut self, l: usize, ctx: &mut Ctx<'_, Msg>) {
         let now = ctx.now();
         let next_arrival = self.scheduler.arrive(now);
-        self.plan = self.scheduler.plan(now);
-        if self.plan.is_empty() {
+        let plan = match self.lanes[l].replica {
+            Some(r) => self.scheduler.plan_replica(now, r),
+            None => self.scheduler.plan(now),
+        };
+        if plan.is_empty() {
             if let Some(r) = self.scheduler.stuck() {
                 self.error = Some(format!(
                     "a request of {} prompt tokens needs more KV cache than the whole cache holds; \
@@ -232,29 +282,20 @@ impl HostRuntime {
                 ));
                 ctx.stop();
             } else if let Some(at) = next_arrival {
-                ctx.send(ctx.me(), at - now, Msg::Wake { token: START });
+                ctx.send(ctx.me(), at - now, Msg::Wake { token: token(START, l) });
             }
             return;
         }
-        let prefill = self.plan.iter().any(|(_, r)| r.new_tokens > r.logits);
+        let prefill = plan.iter().any(|(_, r)| r.new_tokens > r.logits);
         // Prompts entering their first step are tokenised first.
         let records = self.scheduler.requests();
-        let new_prompt_tokens: u64 = self
-            .plan
+        let new_prompt_tokens: u64 = plan
             .iter()
             .filter(|(id, r)| r.cached == 0 && records[*id].record.first_scheduled == Some(now))
             .map(|(id, _)| records[*id].prompt as u64)
             .sum();
-        self.current = Some(StepRecord {
-            prefill,
-            start: ctx.now(),
-            launched: ctx.now(),
-            logits: ctx.now(),
-            end: ctx.now(),
-            tokens: 0,
-        });
         let w = &self.cfg.work;
-        let n = self.plan.len() as u64;
+        let n = plan.len() as u64;
         let task = HostTask {
             name: "schedule",
             instructions: w.schedule_instructions
@@ -266,27 +307,32 @@ impl HostRuntime {
             working_set: 0,
             threads: 1,
         };
-        self.task(ctx, SCHEDULE, task);
+        let lane = &mut self.lanes[l];
+        lane.plan = plan;
+        lane.current = Some(StepRecord { prefill, start: now, launched: now, logits: now, end: now, tokens: 0 });
+        self.task(ctx, token(SCHEDULE, l), task);
     }
 
-    fn plan(&mut self, ctx: &mut Ctx<'_, Msg>) {
-        let steps: Vec<RequestStep> = self.plan.iter().map(|(_, r)| *r).collect();
-        self.logit_rows = steps.iter().map(|r| r.logits as u64).sum();
+    fn requests(&self, l: usize) -> Vec<RequestStep> {
+        self.lanes[l].plan.iter().map(|(_, r)| *r).collect()
+    }
+
+    fn plan(&mut self, l: usize, ctx: &mut Ctx<'_, Msg>) {
+        let steps = self.requests(l);
+        self.lanes[l].logit_rows = steps.iter().map(|r| r.logits as u64).sum();
         if self.cfg.replay_steps {
-            self.pause = Some(Pause::Planned(StepShape::of(&steps)));
-            ctx.stop();
-            return;
+            return self.pause(l, Pause::Planned(StepShape::of(&steps)), ctx);
         }
-        self.lower(ctx);
+        self.lower(l, ctx);
     }
 
     /// After the driver's decision: the launch work, then replay or the real launch.
-    fn decided(&mut self, ctx: &mut Ctx<'_, Msg>) {
-        if self.replaying.is_none() {
-            return self.lower(ctx);
+    fn decided(&mut self, l: usize, ctx: &mut Ctx<'_, Msg>) {
+        if self.lanes[l].replaying.is_none() {
+            return self.lower(l, ctx);
         }
-        let devices = self.cfg.sequencers.len() as u64;
-        self.task(ctx, LAUNCH, self.launch_task(devices));
+        let devices = self.lanes[l].devices.len() as u64;
+        self.task(ctx, token(LAUNCH, l), self.launch_task(devices));
     }
 
     fn launch_task(&self, devices: u64) -> HostTask {
@@ -301,13 +347,16 @@ impl HostRuntime {
         }
     }
 
-    fn lower(&mut self, ctx: &mut Ctx<'_, Msg>) {
-        let steps: Vec<RequestStep> = self.plan.iter().map(|(_, r)| *r).collect();
-        match self.planner.plan(self.step, &steps, self.cfg.cpu_cores) {
+    fn lower(&mut self, l: usize, ctx: &mut Ctx<'_, Msg>) {
+        let steps = self.requests(l);
+        // Numbered when lowered, so that lanes' steps in flight together name their transfers apart.
+        self.lanes[l].step = self.step;
+        self.step += 1;
+        match self.planner.plan(self.lanes[l].step, &steps, self.cfg.cpu_cores) {
             Ok(lowered) => {
                 let devices = lowered.lists.iter().filter(|l| !l.commands.is_empty()).count() as u64;
-                self.lowered = Some(lowered);
-                self.task(ctx, LAUNCH, self.launch_task(devices));
+                self.lanes[l].lowered = Some(lowered);
+                self.task(ctx, token(LAUNCH, l), self.launch_task(devices));
             }
             Err(e) => {
                 self.error = Some(e);
@@ -316,22 +365,24 @@ impl HostRuntime {
         }
     }
 
-    fn launch(&mut self, ctx: &mut Ctx<'_, Msg>) {
-        if let Some(device_time) = self.replaying.take() {
-            if let Some(step) = self.current.as_mut() {
-                step.launched = ctx.now();
+    fn launch(&mut self, l: usize, ctx: &mut Ctx<'_, Msg>) {
+        let now = ctx.now();
+        let lane = &mut self.lanes[l];
+        if let Some(device_time) = lane.replaying.take() {
+            if let Some(step) = lane.current.as_mut() {
+                step.launched = now;
             }
-            self.step += 1;
-            ctx.send(ctx.me(), device_time, Msg::Wake { token: REPLAYED });
+            ctx.send(ctx.me(), device_time, Msg::Wake { token: token(REPLAYED, l) });
             return;
         }
-        let Some(lowered) = self.lowered.take() else { return };
+        let Some(lowered) = lane.lowered.take() else { return };
         let host = Endpoint::Host(self.cfg.node);
-        self.waiting_lists = 0;
+        lane.waiting_lists = 0;
         for (d, list) in lowered.lists.into_iter().enumerate() {
             if list.commands.is_empty() {
                 continue;
             }
+            debug_assert_eq!(self.lane_of_device[d], l, "a step ran on a device outside its lane");
             // The doorbell: a register write that crosses the same PCIe path.
             let latency = self.cfg.routes.get(host, Endpoint::Device(d as u32)).map_or(Time::ZERO, |r| r.latency);
             let list: Arc<CommandList> = Arc::new(list);
@@ -340,26 +391,25 @@ impl HostRuntime {
                 latency,
                 Msg::RunCommands { list, reply_to: ctx.me(), token: SEQUENCER + d as u64 },
             );
-            self.waiting_lists += 1;
+            lane.waiting_lists += 1;
         }
-        self.host_run = HostRun::new(lowered.host);
-        for i in self.host_run.flow.ready() {
-            self.launch_host(i, ctx);
+        lane.host_run = HostRun::new(lowered.host);
+        if let Some(step) = lane.current.as_mut() {
+            step.launched = now;
         }
-        if let Some(step) = self.current.as_mut() {
-            step.launched = ctx.now();
+        let recording = lane.recording;
+        for i in self.lanes[l].host_run.flow.ready() {
+            self.launch_host(l, i, ctx);
         }
-        self.step += 1;
-        if self.recording {
-            self.pause = Some(Pause::Launched);
-            ctx.stop();
+        if recording {
+            self.pause(l, Pause::Launched, ctx);
         }
-        self.check_outputs(ctx);
+        self.check_outputs(l, ctx);
     }
 
-    /// Start host command `i` of the step.
-    fn launch_host(&mut self, i: u32, ctx: &mut Ctx<'_, Msg>) {
-        match self.host_run.commands[i as usize].kind.clone() {
+    /// Start host command `i` of lane `l`'s step.
+    fn launch_host(&mut self, l: usize, i: u32, ctx: &mut Ctx<'_, Msg>) {
+        match self.lanes[l].host_run.commands[i as usize].kind.clone() {
             HostCommandKind::Send { to, bytes, tag } => {
                 if let Some(route) = self.cfg.routes.get(Endpoint::Host(self.cfg.node), to) {
                     let mut left = bytes;
@@ -370,72 +420,80 @@ impl HostRuntime {
                         ctx.send(route.links[0], Time::ZERO, Msg::Chunk(chunk));
                     }
                 }
-                self.complete_host(i, ctx);
+                self.complete_host(l, i, ctx);
             }
             HostCommandKind::Recv { tag, .. } => {
-                self.host_run.waiting.insert(tag, i);
+                self.lanes[l].host_run.waiting.insert(tag, i);
                 self.arrived(tag, 0, ctx);
             }
             HostCommandKind::Compute(task) => {
-                let msg = Msg::HostTask { task, reply_to: ctx.me(), token: HOST_COMMAND + i as u64 };
-                ctx.send(self.cfg.cpu, Time::ZERO, msg);
+                let token = HOST_COMMAND + ((l as u64) << 32) + i as u64;
+                ctx.send(self.cfg.cpu, Time::ZERO, Msg::HostTask { task, reply_to: ctx.me(), token });
             }
         }
     }
 
     /// `bytes` more of transfer `tag` reached the host.
     fn arrived(&mut self, tag: u64, bytes: u64, ctx: &mut Ctx<'_, Msg>) {
-        let have = self.host_run.received.entry(tag).or_default();
+        let step = tag >> 24;
+        let Some(l) = self.lanes.iter().position(|lane| lane.step == step && lane.current.is_some()) else {
+            debug_assert!(false, "bytes of step {step}, which no lane has in flight");
+            return;
+        };
+        let run = &mut self.lanes[l].host_run;
+        let have = run.received.entry(tag).or_default();
         *have += bytes;
         let have = *have;
-        let Some(&i) = self.host_run.waiting.get(&tag) else { return };
-        if let HostCommandKind::Recv { bytes: want, .. } = self.host_run.commands[i as usize].kind
+        let Some(&i) = run.waiting.get(&tag) else { return };
+        if let HostCommandKind::Recv { bytes: want, .. } = run.commands[i as usize].kind
             && have >= want
         {
-            self.host_run.waiting.remove(&tag);
-            self.host_run.received.remove(&tag);
-            self.complete_host(i, ctx);
+            run.waiting.remove(&tag);
+            run.received.remove(&tag);
+            self.complete_host(l, i, ctx);
         }
     }
 
-    fn complete_host(&mut self, i: u32, ctx: &mut Ctx<'_, Msg>) {
-        for next in self.host_run.flow.complete(i) {
-            self.launch_host(next, ctx);
+    fn complete_host(&mut self, l: usize, i: u32, ctx: &mut Ctx<'_, Msg>) {
+        for next in self.lanes[l].host_run.flow.complete(i) {
+            self.launch_host(l, next, ctx);
         }
-        self.check_outputs(ctx);
+        self.check_outputs(l, ctx);
     }
 
-    fn check_outputs(&mut self, ctx: &mut Ctx<'_, Msg>) {
-        if self.waiting_lists > 0 || !self.host_run.flow.finished() {
+    fn check_outputs(&mut self, l: usize, ctx: &mut Ctx<'_, Msg>) {
+        let lane = &mut self.lanes[l];
+        if lane.waiting_lists > 0 || !lane.host_run.flow.finished() {
             return;
         }
-        if self.recording {
-            self.recording = false;
-            let launched = self.current.as_ref().map_or(ctx.now(), |s| s.launched);
-            self.pause = Some(Pause::LogitsIn { device_time: ctx.now() - launched });
-            ctx.stop();
+        if lane.recording {
+            lane.recording = false;
+            let launched = lane.current.as_ref().map_or(ctx.now(), |s| s.launched);
+            self.pause(l, Pause::LogitsIn { device_time: ctx.now() - launched }, ctx);
         }
-        self.logits_in(ctx);
+        self.logits_in(l, ctx);
     }
 
-    /// Every device is done and the logits are at the host: sample.
-    fn logits_in(&mut self, ctx: &mut Ctx<'_, Msg>) {
-        if let Some(step) = self.current.as_mut() {
+    /// Every device of the lane is done and the logits are at the host: sample.
+    fn logits_in(&mut self, l: usize, ctx: &mut Ctx<'_, Msg>) {
+        let lane = &mut self.lanes[l];
+        if let Some(step) = lane.current.as_mut() {
             step.logits = ctx.now();
         }
-        let task = self.cfg.sample.task(self.logit_rows, self.cfg.work.sample_per_request, self.cfg.cpu_cores);
-        self.task(ctx, SAMPLE, task);
+        let task = self.cfg.sample.task(lane.logit_rows, self.cfg.work.sample_per_request, self.cfg.cpu_cores);
+        self.task(ctx, token(SAMPLE, l), task);
     }
 
-    fn tokens_out(&mut self, ctx: &mut Ctx<'_, Msg>) {
+    fn tokens_out(&mut self, l: usize, ctx: &mut Ctx<'_, Msg>) {
         let now = ctx.now();
-        let made = self.scheduler.tokens_out(&self.plan, now);
-        if let Some(mut step) = self.current.take() {
+        let plan = std::mem::take(&mut self.lanes[l].plan);
+        let made = self.scheduler.tokens_out(&plan, now);
+        if let Some(mut step) = self.lanes[l].current.take() {
             step.end = now;
             step.tokens = made;
             self.steps.push(step);
         }
-        self.begin_step(ctx);
+        self.begin_step(l, ctx);
     }
 }
 
@@ -446,17 +504,27 @@ impl Component<Msg> for HostRuntime {
 
     fn handle(&mut self, msg: Msg, ctx: &mut Ctx<'_, Msg>) {
         match msg {
-            Msg::Wake { token: START } => self.begin_step(ctx),
-            Msg::Done { token: SCHEDULE } => self.plan(ctx),
-            Msg::Done { token: LAUNCH } => self.launch(ctx),
-            Msg::Done { token: SAMPLE } => self.tokens_out(ctx),
-            Msg::Wake { token: DECIDED } => self.decided(ctx),
-            Msg::Wake { token: REPLAYED } => self.logits_in(ctx),
-            Msg::Done { token } if (SEQUENCER..HOST_COMMAND).contains(&token) => {
-                self.waiting_lists -= 1;
-                self.check_outputs(ctx);
+            Msg::Done { token } if token >= HOST_COMMAND => {
+                let (l, i) = ((token - HOST_COMMAND) >> 32, (token - HOST_COMMAND) & 0xffff_ffff);
+                self.complete_host(l as usize, i as u32, ctx)
             }
-            Msg::Done { token } if token >= HOST_COMMAND => self.complete_host((token - HOST_COMMAND) as u32, ctx),
+            Msg::Done { token } if token >= SEQUENCER => {
+                let l = self.lane_of_device[(token - SEQUENCER) as usize];
+                self.lanes[l].waiting_lists -= 1;
+                self.check_outputs(l, ctx);
+            }
+            Msg::Wake { token } | Msg::Done { token } => {
+                let l = (token >> 8) as usize;
+                match token & 0xff {
+                    START => self.begin_step(l, ctx),
+                    SCHEDULE => self.plan(l, ctx),
+                    LAUNCH => self.launch(l, ctx),
+                    SAMPLE => self.tokens_out(l, ctx),
+                    DECIDED => self.decided(l, ctx),
+                    REPLAYED => self.logits_in(l, ctx),
+                    other => debug_assert!(false, "runtime woken with token {other}"),
+                }
+            }
             Msg::Arrived { tag, bytes } => self.arrived(tag, bytes, ctx),
             other => debug_assert!(false, "runtime received {other:?}"),
         }

@@ -15,10 +15,16 @@
 //!
 //! With data-parallel replicas each replica has its own share of the batch,
 //! its own token budget and its own KV cache, as each rank of a
-//! data-parallel deployment does: a request is admitted to the least loaded
-//! replica that has room (fewest running requests; on a tie, in an order
-//! that spreads a small batch over the cards) and stays there, its KV cache with it, until it finishes or is
-//! preempted. The replicas still step together (one step spans them all).
+//! data-parallel deployment does. Replicas that share nothing in a step
+//! ([`Policy::independent`]) step on their own, as separate engines behind
+//! a router: a request goes to the replica with the fewest outstanding
+//! requests when it arrives (on a tie, in an order that spreads a small
+//! batch over the cards), waits in that replica's share of the queue, and
+//! the runtime plans each replica's steps apart ([`Scheduler::plan_replica`]).
+//! Replicas joined by an expert-parallel all-to-all step together (one step
+//! spans them all, as DP attention does), and a request is admitted to the
+//! least loaded replica that has room when a step is planned. Either way
+//! it stays on its replica, its KV cache with it, until it finishes.
 
 use crate::build::{RequestStep, replica_of};
 use crate::workload::{Mtp, Phase, Scenario};
@@ -86,6 +92,8 @@ pub struct Policy {
     pub kv_blocks: Option<u64>,
     /// Data-parallel replicas (1: one scheduler's worth of everything).
     pub replicas: u32,
+    /// Whether the replicas step on their own (requests routed on arrival).
+    pub independent: bool,
 }
 
 impl Policy {
@@ -132,6 +140,8 @@ pub struct Scheduler {
     free_blocks: Vec<u64>,
     /// Per replica: its place among equally loaded replicas (see [`spread`]).
     rank: Vec<usize>,
+    /// Per replica, with independent replicas: requests routed to it and not finished.
+    outstanding: Vec<u32>,
     mtp: Option<Mtp>,
     rng: Xoshiro256PlusPlus,
     /// A recorded step's requests, served as recorded, once.
@@ -163,6 +173,7 @@ impl Scheduler {
             running: Vec::new(),
             policy,
             rank: spread(policy.replicas),
+            outstanding: vec![0; policy.replicas.max(1) as usize],
             free_blocks: vec![
                 policy.kv_blocks.unwrap_or(0) / policy.replicas.max(1) as u64;
                 policy.replicas.max(1) as usize
@@ -181,8 +192,14 @@ impl Scheduler {
             .iter()
             .map(|r| Arrival { at: Time::ZERO, prompt: r.cached + r.new_tokens, output: r.logits.max(1) })
             .collect();
-        let policy =
-            Policy { max_batch: steps.len() as u32, token_budget: None, block_tokens: 1, kv_blocks: None, replicas: 1 };
+        let policy = Policy {
+            max_batch: steps.len() as u32,
+            token_budget: None,
+            block_tokens: 1,
+            kv_blocks: None,
+            replicas: 1,
+            independent: false,
+        };
         let mut s = Scheduler::new(&arrivals, Phase::Prefill, policy, mtp, seed);
         for (r, step) in s.requests.iter_mut().zip(steps) {
             // A decode or verification step: the request is past its prefill, its context cached.
@@ -201,19 +218,40 @@ impl Scheduler {
         s
     }
 
-    /// Move the requests that have arrived by `now` to the queue; returns when the next one arrives.
+    /// Move the requests that have arrived by `now` to the queue (routed to
+    /// a replica, if the replicas are independent); returns when the next one arrives.
     pub fn arrive(&mut self, now: Time) -> Option<Time> {
         while self.arrived < self.requests.len() && self.requests[self.arrived].record.arrival <= now {
+            if self.routes_on_arrival() {
+                let replica = (0..self.outstanding.len())
+                    .min_by_key(|&r| (self.outstanding[r], self.rank[r]))
+                    .expect("at least one replica");
+                self.outstanding[replica] += 1;
+                self.requests[self.arrived].replica = replica as u32;
+            }
             self.waiting.push_back(self.arrived);
             self.arrived += 1;
         }
         self.requests.get(self.arrived).map(|r| r.record.arrival)
     }
 
-    /// The next step's requests and what each computes, at `now`; empty
-    /// when nothing can run (nothing waiting or running, or waiting for blocks
-    /// that no running request will free).
+    fn routes_on_arrival(&self) -> bool {
+        self.policy.independent && self.policy.replicas > 1
+    }
+
+    /// The next step's requests and what each computes, at `now`, on every
+    /// replica; empty when nothing can run (nothing waiting or running, or
+    /// waiting for blocks that no running request will free).
     pub fn plan(&mut self, now: Time) -> Vec<(usize, RequestStep)> {
+        self.plan_for(now, None)
+    }
+
+    /// The next step of replica `replica` alone (independent replicas).
+    pub fn plan_replica(&mut self, now: Time, replica: u32) -> Vec<(usize, RequestStep)> {
+        self.plan_for(now, Some(replica))
+    }
+
+    fn plan_for(&mut self, now: Time, only: Option<u32>) -> Vec<(usize, RequestStep)> {
         if let Some(fixed) = &self.fixed {
             if self.steps > 0 {
                 return Vec::new();
@@ -231,7 +269,7 @@ impl Scheduler {
         let mut i = 0;
         while i < self.running.len() {
             let id = self.running[i];
-            if !self.requests[id].prefilled {
+            if !self.requests[id].prefilled || only.is_some_and(|r| r != self.requests[id].replica) {
                 i += 1;
                 continue;
             }
@@ -265,7 +303,9 @@ impl Scheduler {
             i += 1;
         }
         // Prefills under way, then new requests, while the budget and the cache allow.
-        let continuing: Vec<usize> = self.running.iter().copied().filter(|&id| !self.requests[id].prefilled).collect();
+        let on = |r: &Request| only.is_none_or(|x| x == r.replica);
+        let continuing: Vec<usize> =
+            self.running.iter().copied().filter(|&id| !self.requests[id].prefilled && on(&self.requests[id])).collect();
         for id in continuing {
             let replica = self.requests[id].replica as usize;
             if let Some(step) = self.prefill_chunk(id, budget[replica]) {
@@ -277,31 +317,51 @@ impl Scheduler {
         for &id in &self.running {
             running_on[self.requests[id].replica as usize] += 1;
         }
-        while let Some(&id) = self.waiting.front() {
-            // The least loaded replica with room in its batch and budget.
-            let open = |r: &usize| running_on[*r] < self.policy.replica_batch() && budget[*r] > 0;
-            let Some(replica) = (0..replicas).filter(open).min_by_key(|&r| (running_on[r], self.rank[r])) else {
-                break;
+        // Waiting requests in order. Routed ones (independent replicas) each
+        // wait for their own replica, which closes at the first that does
+        // not fit; the others go to the least loaded replica with room.
+        let routed = self.routes_on_arrival();
+        let mut closed = vec![false; replicas];
+        let mut w = 0;
+        while let Some(&id) = self.waiting.get(w) {
+            let open = |r: usize| running_on[r] < self.policy.replica_batch() && budget[r] > 0;
+            let replica = if routed {
+                let r = self.requests[id].replica as usize;
+                if only.is_some_and(|x| x as usize != r) || closed[r] || !open(r) {
+                    closed[r] = true;
+                    w += 1;
+                    continue;
+                }
+                r
+            } else {
+                match (0..replicas).filter(|&r| open(r)).min_by_key(|&r| (running_on[r], self.rank[r])) {
+                    Some(r) => r,
+                    None => break,
+                }
             };
             self.requests[id].replica = replica as u32;
             let step = if self.requests[id].prefilled {
                 // Context already cached (a decode scenario): it joins the decoders.
                 let upto = self.requests[id].cached + 1 + drafts;
-                if !self.reserve(id, upto) {
+                self.reserve(id, upto).then(|| {
+                    let r = &self.requests[id];
+                    self.step_of(
+                        id,
+                        RequestStep { cached: r.cached, new_tokens: 1 + drafts, logits: 1 + drafts, replica: None },
+                    )
+                })
+            } else {
+                self.prefill_chunk(id, budget[replica])
+            };
+            let Some(step) = step else {
+                if !routed {
                     break;
                 }
-                let r = &self.requests[id];
-                self.step_of(
-                    id,
-                    RequestStep { cached: r.cached, new_tokens: 1 + drafts, logits: 1 + drafts, replica: None },
-                )
-            } else {
-                match self.prefill_chunk(id, budget[replica]) {
-                    Some(step) => step,
-                    None => break,
-                }
+                closed[replica] = true;
+                w += 1;
+                continue;
             };
-            self.waiting.pop_front();
+            self.waiting.remove(w);
             self.running.push(id);
             running_on[replica] += 1;
             self.requests[id].record.first_scheduled.get_or_insert(now);
@@ -405,7 +465,11 @@ impl Scheduler {
             }
             made_all += made;
             if r.generated >= r.target {
+                let replica = r.replica as usize;
                 self.release(id);
+                if self.routes_on_arrival() {
+                    self.outstanding[replica] -= 1;
+                }
             }
         }
         made_all
@@ -500,7 +564,7 @@ mod tests {
     }
 
     fn policy(max_batch: u32, token_budget: Option<u32>, kv_blocks: Option<u64>) -> Policy {
-        Policy { max_batch, token_budget, block_tokens: 16, kv_blocks, replicas: 1 }
+        Policy { max_batch, token_budget, block_tokens: 16, kv_blocks, replicas: 1, independent: false }
     }
 
     /// Run steps of `step_ms` each until done; returns the plans.
@@ -557,8 +621,14 @@ mod tests {
     fn replicas_have_their_own_budget_batch_and_cache_and_take_the_least_loaded_first() {
         // Two replicas, 100 tokens a step each, 2 requests each at most, 10 blocks of 16 each.
         let arrivals: Vec<Arrival> = (0..5).map(|_| at(0, 100, 3)).collect();
-        let policy =
-            Policy { max_batch: 4, token_budget: Some(100), block_tokens: 16, kv_blocks: Some(20), replicas: 2 };
+        let policy = Policy {
+            max_batch: 4,
+            token_budget: Some(100),
+            block_tokens: 16,
+            kv_blocks: Some(20),
+            replicas: 2,
+            independent: false,
+        };
         let mut s = Scheduler::new(&arrivals, Phase::Prefill, policy, None, 1);
         s.arrive(Time::ZERO);
         let first = s.plan(Time::ZERO);
@@ -580,6 +650,42 @@ mod tests {
         }
         assert!(s2.done() && s2.unfinished().is_none());
         assert_eq!(s2.free_blocks, vec![10, 10], "every block is given back to its replica");
+    }
+
+    #[test]
+    fn independent_replicas_route_on_arrival_to_the_least_loaded_and_plan_apart() {
+        // Two independent replicas; request 0 is long, so replica 0 stays busy
+        // while the short ones arriving later go to replica 1.
+        let arrivals = [at(0, 10, 50), at(0, 10, 2), at(5, 10, 2), at(30, 10, 2)];
+        let policy = Policy {
+            max_batch: 8,
+            token_budget: Some(64),
+            block_tokens: 16,
+            kv_blocks: None,
+            replicas: 2,
+            independent: true,
+        };
+        let mut s = Scheduler::new(&arrivals, Phase::Prefill, policy, None, 1);
+        s.arrive(Time::ZERO);
+        assert_eq!(s.outstanding, vec![1, 1], "the first two go one to each replica");
+        // Each replica plans only its own requests.
+        let on_0 = s.plan_replica(Time::ZERO, 0);
+        let on_1 = s.plan_replica(Time::ZERO, 1);
+        assert_eq!(on_0.iter().map(|&(id, _)| id).collect::<Vec<_>>(), vec![0]);
+        assert_eq!(on_1.iter().map(|&(id, _)| id).collect::<Vec<_>>(), vec![1]);
+        assert!(on_0.iter().chain(&on_1).all(|(id, r)| r.replica == Some(*id as u32)));
+        // Replica 1 steps twice (request 1's prefill and last token) before request 2
+        // arrives, so request 2 goes to replica 1, which has nothing outstanding.
+        s.tokens_out(&on_1, Time::from_ps(1_000_000_000));
+        let again = s.plan_replica(Time::from_ps(1_000_000_000), 1);
+        s.tokens_out(&again, Time::from_ps(2_000_000_000));
+        assert_eq!(s.outstanding, vec![1, 0], "request 1 finished on replica 1");
+        s.arrive(Time::from_ps(5_000_000_000));
+        assert_eq!(s.outstanding, vec![1, 1], "request 2 went to the idle replica");
+        assert_eq!(s.requests[2].replica, 1);
+        // Replica 0 never planned request 2, though it had room.
+        let on_0 = s.plan_replica(Time::from_ps(5_000_000_000), 0);
+        assert!(on_0.iter().all(|&(id, _)| id == 0));
     }
 
     #[test]

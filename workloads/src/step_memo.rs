@@ -101,11 +101,14 @@ pub enum Pause {
 #[derive(Debug)]
 struct Recorded {
     device_time: Time,
+    /// The lane that ran it.
+    lane: usize,
     /// What the statistics grew by: per component (by index), its scalars
     /// as (slot in that component's names, growth); components that did
     /// not change are absent.
     grown: Vec<(usize, Vec<(u32, u64)>)>,
-    replays: u64,
+    /// Per lane, how often the step was replayed there.
+    replays: Vec<u64>,
 }
 
 /// One component's statistic names, by slot, as recordings met them.
@@ -126,16 +129,64 @@ impl Names {
     }
 }
 
+/// The lanes that step on their own (independent data-parallel replicas,
+/// or every device as one), by the paths of their chiplets' components.
+/// A step recorded on one lane and replayed on another books its
+/// statistics to the other's counterparts: the same place in the lane,
+/// the same suffix of the path.
+#[derive(Debug, Default)]
+pub struct Lanes {
+    /// Per lane, its chiplets' path prefixes (`node0.card2.chiplet0`).
+    pub chiplets: Vec<Vec<String>>,
+}
+
+impl Lanes {
+    /// The card of a chiplet's prefix: `node0.card2`.
+    fn card(chiplet: &str) -> &str {
+        chiplet.rsplit_once('.').map_or(chiplet, |(card, _)| card)
+    }
+
+    /// The lane whose chiplet holds `path`, or whose chiplets fill the card that does.
+    fn owner(&self, path: &str) -> Option<usize> {
+        let under =
+            |prefix: &str| path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('.'));
+        if let Some(l) = self.chiplets.iter().position(|c| c.iter().any(|p| under(p))) {
+            return Some(l);
+        }
+        // A card's own components (its links) belong to a lane only if no other lane has a chiplet on it.
+        let holders: Vec<usize> =
+            (0..self.chiplets.len()).filter(|&l| self.chiplets[l].iter().any(|p| under(Lanes::card(p)))).collect();
+        (holders.len() == 1).then(|| holders[0])
+    }
+
+    /// `path`, owned by lane `from`, as the counterpart in lane `to`.
+    fn counterpart(&self, path: &str, from: usize, to: usize) -> Option<String> {
+        for (a, b) in self.chiplets[from].iter().zip(&self.chiplets[to]) {
+            for (a, b) in [(a.as_str(), b.as_str()), (Lanes::card(a), Lanes::card(b))] {
+                if let Some(rest) = path.strip_prefix(a)
+                    && (rest.is_empty() || rest.starts_with('.'))
+                {
+                    return Some(format!("{b}{rest}"));
+                }
+            }
+        }
+        None
+    }
+}
+
 /// The driver's memory of step shapes and how often each was replayed.
 /// A replay costs a count; the replayed statistics are summed once, at the end.
 #[derive(Debug, Default)]
 pub struct StepMemo {
+    lanes: Lanes,
     recorded: HashMap<StepShape, usize>,
     records: Vec<Recorded>,
     /// Per component (by index), the names its recordings used.
     names: Vec<Names>,
-    /// The shape being recorded, and the statistics at its launch.
-    recording: Option<(StepShape, Vec<ComponentStats>)>,
+    /// Per component (by index), the lane that owns it (`None`: shared).
+    owners: Vec<Option<usize>>,
+    /// Per lane, the shape it is recording and the statistics at its launch.
+    recording: HashMap<usize, (StepShape, Vec<ComponentStats>)>,
     pub hits: u64,
     pub misses: u64,
 }
@@ -144,33 +195,43 @@ pub struct StepMemo {
 const SIMULATED_ANYWAY: [&str; 2] = ["host.runtime", "cpu"];
 
 impl StepMemo {
-    /// The device time of a step of `shape` if one was recorded, and its
-    /// statistics booked as replayed; `None` to simulate it (and record it).
-    pub fn replay(&mut self, shape: StepShape) -> Option<Time> {
+    pub fn new(lanes: Lanes) -> StepMemo {
+        StepMemo { lanes, ..StepMemo::default() }
+    }
+
+    /// The device time of a step of `shape` on `lane` if one was recorded,
+    /// and its statistics booked as replayed; `None` to simulate it (and record it).
+    pub fn replay(&mut self, lane: usize, shape: StepShape) -> Option<Time> {
         if let Some(&i) = self.recorded.get(&shape) {
             self.hits += 1;
-            self.records[i].replays += 1;
-            return Some(self.records[i].device_time);
+            let r = &mut self.records[i];
+            r.replays.resize(r.replays.len().max(lane + 1), 0);
+            r.replays[lane] += 1;
+            return Some(r.device_time);
         }
         self.misses += 1;
-        self.recording = Some((shape, Vec::new()));
+        self.recording.insert(lane, (shape, Vec::new()));
         None
     }
 
-    pub fn launched(&mut self, stats: Vec<ComponentStats>) {
-        if let Some((_, at_launch)) = self.recording.as_mut() {
+    pub fn launched(&mut self, lane: usize, stats: Vec<ComponentStats>) {
+        if let Some((_, at_launch)) = self.recording.get_mut(&lane) {
             *at_launch = stats;
         }
     }
 
-    pub fn logits_in(&mut self, device_time: Time, stats: Vec<ComponentStats>) {
-        let Some((shape, at_launch)) = self.recording.take() else { return };
+    /// The step `lane` was recording is done: keep what its own components
+    /// and the shared ones grew by (other lanes' steps in flight meanwhile
+    /// are theirs to record).
+    pub fn logits_in(&mut self, lane: usize, device_time: Time, stats: Vec<ComponentStats>) {
+        let Some((shape, at_launch)) = self.recording.remove(&lane) else { return };
         if self.names.len() < stats.len() {
             self.names.resize_with(stats.len(), Names::default);
+            self.owners = stats.iter().map(|c| self.lanes.owner(&c.path)).collect();
         }
         let mut grown = Vec::new();
         for (c, (now, before)) in stats.iter().zip(&at_launch).enumerate() {
-            if SIMULATED_ANYWAY.contains(&now.kind) {
+            if SIMULATED_ANYWAY.contains(&now.kind) || self.owners[c].is_some_and(|o| o != lane) {
                 continue;
             }
             let names = &mut self.names[c];
@@ -187,31 +248,49 @@ impl StepMemo {
                 grown.push((c, g));
             }
         }
+        if self.recorded.contains_key(&shape) {
+            return;
+        }
         self.recorded.insert(shape, self.records.len());
-        self.records.push(Recorded { device_time, grown, replays: 0 });
+        self.records.push(Recorded { device_time, lane, grown, replays: Vec::new() });
     }
 
     /// `stats` (every component's, at the end) with the replayed steps'
-    /// growth added, but for what components are and what their clocks
-    /// accrue through replayed steps anyway (memory refresh).
+    /// growth added, each to the lane it was replayed on, but for what
+    /// components are and what their clocks accrue through replayed steps
+    /// anyway (memory refresh).
     pub fn add_replayed(&self, mut stats: Vec<ComponentStats>) -> Vec<ComponentStats> {
-        let mut sums: Vec<Vec<u64>> = self.names.iter().map(|n| vec![0; n.by_slot.len()]).collect();
-        for r in self.records.iter().filter(|r| r.replays > 0) {
-            for (c, grown) in &r.grown {
-                for &(slot, v) in grown {
-                    sums[*c][slot as usize] += v * r.replays;
+        let index: HashMap<&str, usize> = stats.iter().enumerate().map(|(i, c)| (c.path.as_str(), i)).collect();
+        // Per (from lane, to lane), the counterpart of each component, found once.
+        let mut maps: HashMap<(usize, usize), Vec<usize>> = HashMap::new();
+        let mut sums: Vec<HashMap<String, (Unit, &'static str, u64)>> = vec![HashMap::new(); stats.len()];
+        for r in &self.records {
+            for (to, &replays) in r.replays.iter().enumerate().filter(|(_, n)| **n > 0) {
+                let map = maps.entry((r.lane, to)).or_insert_with(|| {
+                    (0..stats.len())
+                        .map(|c| {
+                            if r.lane == to || self.owners.get(c).copied().flatten() != Some(r.lane) {
+                                return c;
+                            }
+                            let there = self.lanes.counterpart(&stats[c].path, r.lane, to);
+                            there.and_then(|p| index.get(p.as_str()).copied()).unwrap_or(c)
+                        })
+                        .collect()
+                });
+                for (c, grown) in &r.grown {
+                    for &(slot, v) in grown {
+                        let (name, unit, description) = &self.names[*c].by_slot[slot as usize];
+                        let sum = sums[map[*c]].entry(name.clone()).or_insert((*unit, description, 0));
+                        sum.2 += v * replays;
+                    }
                 }
             }
         }
-        for ((component, names), sums) in stats.iter_mut().zip(&self.names).zip(&sums) {
-            if sums.iter().all(|&s| s == 0) {
+        for (component, sums) in stats.iter_mut().zip(&sums) {
+            if sums.values().all(|s| s.2 == 0) {
                 continue;
             }
-            let extra = names
-                .by_slot
-                .iter()
-                .zip(sums)
-                .map(|((name, unit, description), sum)| (name.as_str(), *unit, *description, *sum));
+            let extra = sums.iter().map(|(name, &(unit, description, sum))| (name.as_str(), unit, description, sum));
             component.stats = std::mem::take(&mut component.stats).plus_scalars(extra, models::memory::NOT_REPLAYED);
         }
         stats
@@ -253,5 +332,30 @@ mod tests {
             StepShape::of(&[d(1000), RequestStep { new_tokens: 699, ..p }])
         );
         assert_ne!(StepShape::of(&[d(2000), p]), StepShape::of(&[d(2000), RequestStep { cached: 2000, ..p }]));
+    }
+
+    #[test]
+    fn lanes_own_their_chiplets_and_whole_cards_and_map_a_path_to_its_counterpart() {
+        // Lane 0 fills card 0; lanes 1 and 2 share card 1, a chiplet each.
+        let lanes = Lanes {
+            chiplets: vec![
+                vec!["node0.card0.chiplet0".into(), "node0.card0.chiplet1".into()],
+                vec!["node0.card1.chiplet0".into()],
+                vec!["node0.card1.chiplet1".into()],
+            ],
+        };
+        assert_eq!(lanes.owner("node0.card0.chiplet1.core3"), Some(0));
+        assert_eq!(lanes.owner("node0.card0.link"), Some(0), "the card is lane 0's alone");
+        assert_eq!(lanes.owner("node0.card1.chiplet1.hbm"), Some(2));
+        assert_eq!(lanes.owner("node0.card1.link"), None, "two lanes share card 1");
+        assert_eq!(lanes.owner("node0.card10.chiplet0"), None, "card10 is not card1");
+        assert_eq!(lanes.owner("host.runtime"), None);
+        assert_eq!(
+            lanes.counterpart("node0.card1.chiplet0.core2", 1, 2).as_deref(),
+            Some("node0.card1.chiplet1.core2")
+        );
+        assert_eq!(lanes.counterpart("node0.card0.chiplet0.hbm", 0, 1).as_deref(), Some("node0.card1.chiplet0.hbm"));
+        assert_eq!(lanes.counterpart("node0.card0.link", 0, 1).as_deref(), Some("node0.card1.link"));
+        assert_eq!(lanes.counterpart("host.runtime", 0, 1), None);
     }
 }

@@ -296,6 +296,12 @@ pub struct Plan {
     /// inputs and outputs crossing PCIe.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub host_ops: Vec<HostOp>,
+    /// Data-parallel replicas step together, one step of every replica at
+    /// a time, where they could step on their own (as engines that
+    /// synchronise every step do). Replicas joined by an expert all-to-all
+    /// or by pipeline stages always step together.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lockstep_replicas: bool,
 }
 
 /// Ops a plan can move to the host CPU.
@@ -320,6 +326,7 @@ impl Default for Plan {
             expert_parallel: 0,
             expert_placement: ExpertPlacement::Balanced,
             host_ops: Vec::new(),
+            lockstep_replicas: false,
         }
     }
 }
