@@ -7,6 +7,8 @@
 //! - [`workload`]: a workload file: the model, the scenario (batch, lengths,
 //!   dtypes), the parallel plan and the MoE routing model; [`lengths`] the
 //!   token counts of requests, fixed or drawn per request.
+//! - [`placement`]: where the model lives: replicas, pipeline stages and
+//!   each routed expert's devices.
 //! - [`build`]: the op graph of one step ([`graph::StepGraph`]), placed on
 //!   the system's chiplets, with MoE dispatch and combine as transfers.
 //! - [`lower`] and [`kernels`]: the graph lowered to per-chiplet command
@@ -37,6 +39,7 @@ pub mod lengths;
 pub mod lower;
 pub mod micro;
 pub mod model;
+pub mod placement;
 pub mod routing;
 pub mod run;
 pub mod runtime;

@@ -3,11 +3,12 @@
 //! collect what happened.
 
 use crate::arrivals::arrivals;
-use crate::build::{Placement, RequestStep, replica_of};
+use crate::build::RequestStep;
 use crate::graph::StepGraph;
 use crate::kernels::CoreTarget;
 use crate::lower::Lowerer;
 use crate::model::{Attention, ModelConfig};
+use crate::placement::{Placement, replica_of};
 use crate::routing::Router;
 use crate::runtime::{HostRuntime, HostWork, PassiveHost, RuntimeConfig, StepPlanner, StepRecord, StepSource};
 use crate::sampling::SampleWork;

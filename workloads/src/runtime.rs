@@ -4,10 +4,11 @@
 //! work runs as tasks on the CPU cluster model, so host time is on the
 //! critical path as it is in real serving.
 
-use crate::build::{Placement, RequestStep, build_step};
+use crate::build::{RequestStep, build_step};
 use crate::graph::StepGraph;
 use crate::lower::{HostCommand, HostCommandKind, Lowered, Lowerer};
 use crate::model::ModelConfig;
+use crate::placement::Placement;
 use crate::routing::Router;
 use crate::sampling::SampleWork;
 pub use crate::scheduler::RequestRecord;

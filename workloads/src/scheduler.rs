@@ -26,7 +26,8 @@
 //! least loaded replica that has room when a step is planned. Either way
 //! it stays on its replica, its KV cache with it, until it finishes.
 
-use crate::build::{RequestStep, replica_of};
+use crate::build::RequestStep;
+use crate::placement::replica_of;
 use crate::workload::{Mtp, Phase, Scenario};
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
