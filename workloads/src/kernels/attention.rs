@@ -2,7 +2,7 @@
 
 use super::{CorePrograms, CoreTarget, KernelError, Step, Tensors, check, emit};
 use crate::graph::Kernel;
-use isa::{Dtype, Instr, Program, VectorOp};
+use isa::{Dtype, Instr, MemRef, Program, Shape, VectorOp};
 
 /// Attention in flash style: per unit of work (a request's KV head, split by
 /// query tiles in prefill or by context chunks in decode, and by tiles of
@@ -43,8 +43,11 @@ pub(super) fn attention(kernel: &Kernel, t: &CoreTarget, at: Tensors) -> Result<
     let layout = Units { chunks, chunk, q_tiles, h_tiles, q_t, h_t, queries: q, context: c, group };
     let unit_of = |unit: u64| layout.unit(unit);
     let o_bytes = rows_max * v_dim as u64 * 4;
+    let group_work = |u: u64| unit_of(layout.first_of_group(u)).work();
+    let dealt = deal(units, t.cores as u64, |u| (group_work(u), layout.group(u)));
+    let shared = SharedTiles::new(&dealt, units, &layout, place.kv_buffers as u64 * l_t * per_token, t.shared_sram);
     let mut out = Vec::new();
-    for (core, owned) in deal(units, t.cores as u64, |u| unit_of(u).work()).into_iter().enumerate() {
+    for (core, owned) in dealt.into_iter().enumerate() {
         if owned.is_empty() {
             continue;
         }
@@ -78,11 +81,20 @@ pub(super) fn attention(kernel: &Kernel, t: &CoreTarget, at: Tensors) -> Result<
             // ahead of the previous tile's values, so the array computes
             // while the vector engine takes the softmax.
             let mut values: Option<Instr> = None;
-            for l0 in (lo..hi).step_by(l_t as usize) {
+            let leader = shared.leader(unit);
+            for (tile, l0) in (lo..hi).step_by(l_t as usize).enumerate() {
                 let lc = l_t.min(hi - l0);
                 ki = (ki + 1) % place.kv_buffers;
                 si ^= 1;
-                step.loads.push(Instr::load(kvb[ki], at.weights + (head * c + l0) * per_token, lc * per_token));
+                let src = match leader {
+                    // The leader has read this tile from device memory just now: it is in the shared SRAM.
+                    Some((core, leader_hi)) if l0 + lc <= leader_hi => {
+                        let slot = core * place.kv_buffers as u64 + tile as u64 % place.kv_buffers as u64;
+                        MemRef::Shared(slot * l_t * per_token)
+                    }
+                    _ => MemRef::Hbm(at.weights + (head * c + l0) * per_token),
+                };
+                step.loads.push(Instr::Load { dst: kvb[ki], src, shape: Shape::contiguous(lc * per_token) });
                 step.compute.push(Instr::MatMul {
                     c: sc[si],
                     a: qb,
@@ -178,6 +190,25 @@ struct Units {
 }
 
 impl Units {
+    /// The units that read the same keys, and run side by side: a context
+    /// chunk of a KV head, its head tiles and (where the queries are few,
+    /// as in decode, so that every query tile sees nearly every key) its
+    /// query tiles.
+    fn group(&self, unit: u64) -> u64 {
+        let (part, rest) = (unit % self.chunks, unit / self.chunks);
+        let (qt, head) = (rest % self.q_tiles, rest / self.q_tiles / self.h_tiles);
+        let qt = if self.queries <= FEW_QUERIES { 0 } else { qt };
+        (head * self.q_tiles + qt) * self.chunks + part
+    }
+
+    /// The first unit (by index) of `unit`'s group.
+    fn first_of_group(&self, unit: u64) -> u64 {
+        let (part, rest) = (unit % self.chunks, unit / self.chunks);
+        let (qt, head) = (rest % self.q_tiles, rest / self.q_tiles / self.h_tiles);
+        let qt = if self.queries <= FEW_QUERIES { 0 } else { qt };
+        part + self.chunks * (qt + self.q_tiles * self.h_tiles * head)
+    }
+
     fn unit(&self, unit: u64) -> Unit {
         let part = unit % self.chunks;
         let rest = unit / self.chunks;
@@ -201,17 +232,67 @@ impl Unit {
     }
 }
 
+/// Queries per request up to which every query tile of a request sees
+/// nearly all its keys (decode, and the verification of drafts), so that the
+/// query tiles share their key tiles as the head tiles do.
+const FEW_QUERIES: u64 = 16;
+
+/// Units that read the same keys as another running beside them (a group,
+/// [`Units::group`]). On a GPU the first to read a key tile brings it into
+/// the L2 and the others, running at the same time, hit there (as
+/// FlashMLA's two blocks of 64 heads do for 128 heads). Here, of a group's
+/// units at the same place in their cores' lists, the first (the reader)
+/// reads device memory and the others read its tiles from the shared SRAM,
+/// where the readers' key tiles in flight fit there together.
+struct SharedTiles {
+    /// Per unit: the reader whose tiles it takes, and that reader's core.
+    reader: Vec<Option<(u64, u64)>>,
+    layout: Units,
+}
+
+impl SharedTiles {
+    fn new(dealt: &[Vec<u64>], units: u64, layout: &Units, in_flight_per_core: u64, shared_sram: u64) -> SharedTiles {
+        let mut reader = vec![None; units as usize];
+        if dealt.len() as u64 * in_flight_per_core <= shared_sram {
+            let mut at = vec![(0u64, 0usize); units as usize];
+            for (core, owned) in dealt.iter().enumerate() {
+                for (i, &u) in owned.iter().enumerate() {
+                    at[u as usize] = (core as u64, i);
+                }
+            }
+            let mut first = std::collections::HashMap::new();
+            for u in 0..units {
+                let (core, place) = at[u as usize];
+                let (r, r_core) = *first.entry((layout.group(u), place)).or_insert((u, core));
+                if r != u && r_core != core {
+                    reader[u as usize] = Some((r, r_core));
+                }
+            }
+        }
+        SharedTiles { reader, layout: *layout }
+    }
+
+    /// The reader whose key tiles `unit` takes from the shared SRAM: its
+    /// core and the end of the keys it reads; `None` where `unit` reads
+    /// device memory.
+    fn leader(&self, unit: u64) -> Option<(u64, u64)> {
+        self.reader[unit as usize].map(|(r, core)| (core, self.layout.unit(r).hi))
+    }
+}
+
 /// Units dealt to cores so that their work is even: the largest first, each
 /// to the core with the least so far (the lowest index on a tie), as a
-/// causal prefill's later query tiles see more keys than its first. Each
-/// core runs its units in index order.
-fn deal(units: u64, cores: u64, work: impl Fn(u64) -> u64) -> Vec<Vec<u64>> {
-    let mut order: Vec<(u64, u64)> = (0..units).map(|u| (work(u), u)).collect();
-    order.sort_by_key(|&(w, u)| (std::cmp::Reverse(w), u));
+/// causal prefill's later query tiles see more keys than its first.
+/// `work` gives a unit's work and its group: units of equal work go group
+/// by group, so that a group's units run side by side on neighbouring
+/// cores. Each core runs its units in index order.
+fn deal(units: u64, cores: u64, work: impl Fn(u64) -> (u64, u64)) -> Vec<Vec<u64>> {
+    let mut order: Vec<(u64, u64, u64)> = (0..units).map(|u| (work(u), u)).map(|((w, g), u)| (w, g, u)).collect();
+    order.sort_by_key(|&(w, g, u)| (std::cmp::Reverse(w), g, u));
     let mut load = std::collections::BinaryHeap::new();
     load.extend((0..cores).map(|core| std::cmp::Reverse((0u64, core))));
     let mut owned = vec![Vec::new(); cores as usize];
-    for (w, u) in order {
+    for (w, _, u) in order {
         let std::cmp::Reverse((sum, core)) = load.pop().expect("at least one core");
         owned[core as usize].push(u);
         load.push(std::cmp::Reverse((sum + w.max(1), core)));
@@ -301,7 +382,7 @@ mod tests {
         // mean; dealt by work, every core is within 5 % of it.
         let (units, cores) = (256u64, 32u64);
         let work = |u: u64| u % 32 + 1;
-        let dealt = deal(units, cores, work);
+        let dealt = deal(units, cores, |u| (work(u), u));
         assert_eq!(dealt.iter().map(Vec::len).sum::<usize>(), units as usize, "every unit once");
         let loads: Vec<u64> = dealt.iter().map(|us| us.iter().map(|&u| work(u)).sum()).collect();
         let mean = loads.iter().sum::<u64>() as f64 / cores as f64;

@@ -331,6 +331,29 @@ mod tests {
     }
 
     #[test]
+    fn experts_too_large_to_stage_together_get_cores_of_their_own() {
+        // DeepSeek-V3's decode on an H100 at 256 requests: 8 experts of 297
+        // rows each; their 235 MB of weights do not fit the 50 MB L2. Spread
+        // each over all the cores, every expert read its weights once per row
+        // of cores (8x in all). On 16 or 17 cores of its own, twice: once per
+        // row block, as 297 rows of BF16 inputs do not fit a core's
+        // scratchpad at once (DeepGEMM's blocks of one expert, running
+        // together, share the second read through the L2, which npusim
+        // models only for staged operands).
+        let spec = models::presets::load_preset("h100-node").unwrap();
+        let t = CoreTarget::for_chiplet(&spec.node.card.unwrap().chiplet, None);
+        let kernel =
+            Kernel::Gemm { rows: vec![297; 8], n: 4096, k: 7168, weight_dtype: Dtype::Fp8, dtype: Dtype::Bf16 };
+        let programs =
+            KernelCompiler::new(t.clone()).lower(&kernel, Tensors { weights: 0, activations: 1 << 40 }).unwrap();
+        let (macs, _) = totals(&programs);
+        assert_eq!(macs, kernel.macs());
+        let ratio = weight_loads(&programs) as f64 / kernel.weight_bytes() as f64;
+        assert!(ratio <= 2.05, "{ratio:.2}x the weights");
+        assert!(programs.len() as u32 >= t.cores * 7 / 8, "{} of {} cores", programs.len(), t.cores);
+    }
+
+    #[test]
     fn streamed_gemms_move_what_their_plan_says() {
         // 4096 x 7168 x 16384: 64 + 117 MB of operands do not fit the 64 MB shared SRAM together.
         let t = target();

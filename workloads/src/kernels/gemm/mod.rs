@@ -501,15 +501,30 @@ pub(super) fn gemm(
             .iter()
             .map(|(_, m, p)| u64::from(p.staging.inputs) * m * k64 * ab + u64::from(p.staging.weights) * k64 * n64 * wb)
             .sum();
-        if staged > t.shared_sram {
+        // Groups whose staged operands do not fit together share the cores
+        // out instead, each planned on its own cores and its share of the
+        // shared SRAM, so each still reads its weights about once (as a
+        // grouped GEMM's thread blocks of one group, running together, hit
+        // their weights in the L2).
+        let shares = if staged > t.shared_sram { core_shares(&active, t.cores) } else { None };
+        let mut first_core = vec![0; active.len()];
+        if let Some(shares) = &shares {
+            let mut at = 0;
+            for (i, (&(g, m), &cores)) in active.iter().zip(shares).enumerate() {
+                let sub = CoreTarget { cores, shared_sram: t.shared_sram * cores as u64 / t.cores as u64, ..t.clone() };
+                plans[i] = (g, m, plan(m, n64, k64, wd, ad, &sub, Reuse::Stage, memo));
+                first_core[i] = at;
+                at += cores as usize;
+            }
+        } else if staged > t.shared_sram {
             plans = active.iter().map(|&(g, m)| (g, m, plan(m, n64, k64, wd, ad, t, Reuse::None, memo))).collect();
         }
-        for (group, m, plan) in plans {
+        for (i, (group, m, plan)) in plans.into_iter().enumerate() {
             staging.insert(group, plan.staging);
             let col_runs = split(n64, plan.grid.1 as u64, t.cols());
-            for (i, &r) in split(m, plan.grid.0 as u64, 1).iter().enumerate() {
+            for (r_i, &r) in split(m, plan.grid.0 as u64, 1).iter().enumerate() {
                 for (j, &c) in col_runs.iter().enumerate() {
-                    cells[i * col_runs.len() + j].push(Cell { group, m, rows: r, cols: c });
+                    cells[first_core[i] + r_i * col_runs.len() + j].push(Cell { group, m, rows: r, cols: c });
                 }
             }
         }
@@ -560,6 +575,27 @@ pub(super) fn gemm(
         out.push((core as u32, p));
     }
     out
+}
+
+/// Cores for each active group in proportion to its rows (at least one
+/// each, largest remainders first), where there are cores enough to give
+/// every group its own; `None` otherwise.
+fn core_shares(active: &[(u64, u64)], cores: u32) -> Option<Vec<u32>> {
+    let (groups, rows) = (active.len() as u64, active.iter().map(|a| a.1).sum::<u64>());
+    if groups < 2 || groups > cores as u64 / 2 || rows == 0 {
+        return None;
+    }
+    let spare = cores as u64 - groups;
+    let mut shares: Vec<u64> = active.iter().map(|&(_, m)| 1 + spare * m / rows).collect();
+    let mut left = cores as u64 - shares.iter().sum::<u64>();
+    let mut by_remainder: Vec<usize> = (0..active.len()).collect();
+    by_remainder.sort_by_key(|&i| (std::cmp::Reverse(spare * active[i].1 % rows), i));
+    for &i in by_remainder.iter().cycle().take(left as usize) {
+        shares[i] += 1;
+        left -= 1;
+    }
+    debug_assert_eq!(left, 0);
+    Some(shares.into_iter().map(|c| c as u32).collect())
 }
 
 /// Cores paired to share their input tiles ([`pair`]): neighbours whose
