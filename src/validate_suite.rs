@@ -76,9 +76,10 @@ fn measure(setup: &Setup) -> Result<Measured, Failure> {
             let run = workloads::micro::gemm(&spec, bench).map_err(Failure::Input)?;
             Ok(kernel(run.achieved_flops, run.compulsory_bytes as f64 / run.run.seconds))
         }
-        Setup::MlaDecode { batch, heads, context, dtype, .. } => {
-            let run = workloads::micro::attention(&spec, AttentionBench::mla_decode(batch, heads, context, dtype))
-                .map_err(Failure::Input)?;
+        Setup::MlaDecode { batch, heads, context, queries, dtype, .. } => {
+            let mut bench = AttentionBench::mla_decode(batch, heads, context, dtype);
+            bench.shape.queries = queries;
+            let run = workloads::micro::attention(&spec, bench).map_err(Failure::Input)?;
             Ok(kernel(run.achieved_flops, run.achieved_bytes_per_s))
         }
         Setup::Prefill { batch, queries, heads, head_dim, dtype, .. } => {

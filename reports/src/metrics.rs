@@ -141,13 +141,65 @@ impl SteadyState {
         if to <= from {
             return None;
         }
+        Some(SteadyState::between(requests, from, to))
+    }
+
+    /// The rate while every request of a one-batch run runs: from the
+    /// start to the first request's last token. `None` where requests were
+    /// admitted after the first finished (see [`SteadyState::of`]), or where
+    /// they all finished together (the whole run's rate is the same).
+    pub fn full_batch(requests: &[RequestRecord]) -> Option<SteadyState> {
+        let start = requests.iter().filter_map(|q| q.first_scheduled).min()?;
+        let admitted = requests.iter().filter_map(|q| q.first_scheduled).max()?;
+        let first_done = requests.iter().filter_map(|q| q.last_token).min()?;
+        let last_done = requests.iter().filter_map(|q| q.last_token).max()?;
+        (admitted <= start && first_done > start && first_done < last_done)
+            .then(|| SteadyState::between(requests, start, first_done))
+    }
+
+    /// Output tokens made in `(from, to]`, per second.
+    fn between(requests: &[RequestRecord], from: Time, to: Time) -> SteadyState {
         let tokens = requests.iter().flat_map(|q| &q.token_times).filter(|&&t| t > from && t <= to).count() as u64;
         let seconds = (to - from).as_secs_f64();
-        Some(SteadyState {
+        SteadyState {
             tokens_per_s: tokens as f64 / seconds,
             tokens,
             from_s: from.as_secs_f64(),
             to_s: to.as_secs_f64(),
-        })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A request admitted at `admitted` ms that made a token at each of `tokens` (ms).
+    fn request(admitted: u64, tokens: &[u64]) -> RequestRecord {
+        let ms = |t: u64| Time::from_ps(t * 1_000_000_000);
+        RequestRecord {
+            first_scheduled: Some(ms(admitted)),
+            first_token: tokens.first().map(|&t| ms(t)),
+            last_token: tokens.last().map(|&t| ms(t)),
+            tokens: tokens.len() as u32,
+            token_times: tokens.iter().map(|&t| ms(t)).collect(),
+            ..RequestRecord::default()
+        }
+    }
+
+    #[test]
+    fn a_one_batch_run_counts_its_full_steps_apart_from_its_stragglers() {
+        // Two requests at once, a token every 10 ms; the second runs on alone for two more steps.
+        let requests = [request(0, &[10, 20, 30]), request(0, &[10, 20, 30, 40, 50])];
+        assert_eq!(SteadyState::of(&requests), None, "no request was admitted after one finished");
+        let full = SteadyState::full_batch(&requests).unwrap();
+        assert_eq!((full.tokens, full.from_s, full.to_s), (6, 0.0, 0.030));
+        assert!((full.tokens_per_s - 200.0).abs() < 1e-9, "{full:?}");
+        // Finishing together, the whole run is the full batch: nothing to report apart.
+        assert_eq!(SteadyState::full_batch(&[request(0, &[10, 20]), request(0, &[10, 20])]), None);
+        // A request admitted after the first finished: the steady state, not the full batch, applies.
+        let turning = [request(0, &[10, 20]), request(0, &[10, 20, 30, 40]), request(20, &[30, 40, 50])];
+        assert_eq!(SteadyState::full_batch(&turning), None);
+        assert!(SteadyState::of(&turning).is_none(), "admitted at the first finish: no window yet");
     }
 }

@@ -28,6 +28,12 @@ pub struct Report {
     /// Output tokens per second between the batch's filling and its draining, where the run has both.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub steady_state: Option<SteadyState>,
+    /// Output tokens per second of a one-batch run while the whole batch
+    /// runs: from the start to the first request's last token, where that
+    /// is before the end (requests finishing apart, as with drafts accepted
+    /// at random, leave a tail of steps for a few stragglers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub full_batch: Option<SteadyState>,
     /// Requests that met the workload's service-level objective, when it sets one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub goodput: Option<Goodput>,
@@ -246,6 +252,7 @@ impl Report {
             throughput_tokens_per_s: if seconds > 0.0 { tokens as f64 / seconds } else { 0.0 },
             throughput_requests_per_s: if seconds > 0.0 { r.requests.len() as f64 / seconds } else { 0.0 },
             steady_state: SteadyState::of(&r.requests),
+            full_batch: SteadyState::full_batch(&r.requests),
             goodput,
             preemptions: r.requests.iter().map(|q| q.preemptions as u64).sum(),
             latency: Latency {

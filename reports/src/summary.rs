@@ -79,6 +79,15 @@ pub fn summary(r: &Report) -> String {
             time(steady.to_s)
         );
     }
+    if let Some(full) = &r.full_batch {
+        let _ = writeln!(
+            s,
+            "  full batch         {} tokens/s from {} to {} (every request running, before the first finished)",
+            grouped(full.tokens_per_s),
+            time(full.from_s),
+            time(full.to_s)
+        );
+    }
     if let Some(g) = &r.goodput {
         let _ = writeln!(
             s,

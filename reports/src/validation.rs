@@ -52,10 +52,23 @@ pub enum Setup {
     Run { hardware: String, workload: String },
     /// `npusim micro gemm`.
     Gemm { hardware: String, m: u32, n: u32, k: u32, dtype: Dtype },
-    /// `npusim micro attention --form mla`: absorbed MLA decode.
-    MlaDecode { hardware: String, batch: u32, heads: u32, context: u32, dtype: Dtype },
+    /// `npusim micro attention --form mla`: absorbed MLA decode, with
+    /// `queries` per request (1, or 2 when a draft is verified).
+    MlaDecode {
+        hardware: String,
+        batch: u32,
+        heads: u32,
+        context: u32,
+        #[serde(default = "one_query")]
+        queries: u32,
+        dtype: Dtype,
+    },
     /// `npusim micro attention --form mha`: causal prefill.
     Prefill { hardware: String, batch: u32, queries: u32, heads: u32, head_dim: u32, dtype: Dtype },
+}
+
+fn one_query() -> u32 {
+    1
 }
 
 impl Setup {
@@ -88,8 +101,13 @@ pub enum Metric {
     SteadyTokensPerS,
     /// The same, per node of the system (tokens/s).
     SteadyTokensPerSPerNode,
-    /// Output tokens/s over the whole run, per node (a decode-only run has no fill or drain).
+    /// Output tokens/s over the whole run, per node.
     TokensPerSPerNode,
+    /// Output tokens/s of a one-batch run while every request runs, per
+    /// node: a decode run's steps before its first request finishes (see
+    /// `Report::full_batch`), as a serving system whose batch stays full
+    /// runs them.
+    FullBatchTokensPerSPerNode,
     TtftMeanS,
     TpotMeanS,
     TpotP99S,
@@ -105,7 +123,10 @@ impl Metric {
     /// The group whose mean absolute error the suite reports.
     pub fn group(self) -> &'static str {
         match self {
-            Metric::SteadyTokensPerS | Metric::SteadyTokensPerSPerNode | Metric::TokensPerSPerNode => "throughput",
+            Metric::SteadyTokensPerS
+            | Metric::SteadyTokensPerSPerNode
+            | Metric::TokensPerSPerNode
+            | Metric::FullBatchTokensPerSPerNode => "throughput",
             Metric::TtftMeanS => "ttft",
             Metric::TpotMeanS | Metric::TpotP99S => "tpot",
             Metric::AcceleratorJPerToken => "energy",
@@ -115,7 +136,10 @@ impl Metric {
 
     pub fn unit(self) -> &'static str {
         match self {
-            Metric::SteadyTokensPerS | Metric::SteadyTokensPerSPerNode | Metric::TokensPerSPerNode => "tokens/s",
+            Metric::SteadyTokensPerS
+            | Metric::SteadyTokensPerSPerNode
+            | Metric::TokensPerSPerNode
+            | Metric::FullBatchTokensPerSPerNode => "tokens/s",
             Metric::TtftMeanS | Metric::TpotMeanS | Metric::TpotP99S => "s",
             Metric::AcceleratorJPerToken => "J/token",
             Metric::Tflops => "TFLOP/s",
@@ -129,6 +153,7 @@ impl Metric {
             Metric::SteadyTokensPerS => "steady_tokens_per_s",
             Metric::SteadyTokensPerSPerNode => "steady_tokens_per_s_per_node",
             Metric::TokensPerSPerNode => "tokens_per_s_per_node",
+            Metric::FullBatchTokensPerSPerNode => "full_batch_tokens_per_s_per_node",
             Metric::TtftMeanS => "ttft_mean_s",
             Metric::TpotMeanS => "tpot_mean_s",
             Metric::TpotP99S => "tpot_p99_s",
@@ -156,6 +181,7 @@ impl Metric {
             Metric::SteadyTokensPerS => r.steady_state.map(|s| s.tokens_per_s),
             Metric::SteadyTokensPerSPerNode => r.steady_state.map(|s| s.tokens_per_s / nodes),
             Metric::TokensPerSPerNode => Some(r.throughput_tokens_per_s / nodes),
+            Metric::FullBatchTokensPerSPerNode => r.full_batch.map(|s| s.tokens_per_s / nodes),
             Metric::TtftMeanS => r.latency.ttft_s.map(|d| d.mean),
             Metric::TpotMeanS => r.latency.tpot_s.map(|d| d.mean),
             Metric::TpotP99S => r.latency.tpot_s.map(|d| d.p99),
