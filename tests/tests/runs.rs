@@ -1,5 +1,6 @@
 //! Whole runs: determinism, and the hardware changes a decode step must feel.
 
+use isa::Dtype;
 use npusim_tests::{axk1_decode, file, hardware, mean_step, npusim};
 use reports::Report;
 
@@ -174,4 +175,43 @@ fn accelerator_energy_is_the_cards_and_a_card_over_its_tdp_is_reported() {
     let hot_card = hot_report.card_power.clone().unwrap();
     assert!(hot_card.over_tdp && hot_card.average_w > card.average_w, "{hot_card:?}");
     assert!(reports::summary(&hot_report).contains("over its 600 W TDP"));
+}
+
+#[test]
+fn op_dtypes_set_the_gemms_and_the_attention_apart() {
+    // FP8 GEMMs beside BF16 attention, as DeepSeek serves: A.X K1's step on sovereign-node.
+    let mut w = axk1_decode(1);
+    w.spec.scenario.activation_dtype = Dtype::Bf16;
+    w.spec.scenario.op_dtypes = workloads::workload::OpDtypes { gemm: Some(Dtype::Fp8), attention: None };
+    let hw = hardware("sovereign-node");
+    let step = workloads::record_step(&hw, &w, 1, 0).unwrap();
+    let kernels: Vec<&workloads::graph::Kernel> = step
+        .graph
+        .ops
+        .iter()
+        .filter_map(|o| match &o.body {
+            workloads::graph::OpBody::Compute(shards) => shards.first().map(|s| &s.kernel),
+            _ => None,
+        })
+        .collect();
+    use workloads::graph::Kernel::{Attention, Gemm};
+    assert!(kernels.iter().any(|k| matches!(k, Gemm { .. })));
+    for k in &kernels {
+        match k {
+            Gemm { dtype, .. } => assert_eq!(*dtype, Dtype::Fp8, "{k:?}"),
+            Attention { dtype, .. } => assert_eq!(*dtype, Dtype::Bf16, "{k:?}"),
+            _ => {}
+        }
+    }
+    // FP8 inputs halve the GEMMs' input bytes: the step is no slower than all-BF16.
+    let (mixed, bf16) = (workloads::run(&hw, &w, 1).unwrap(), {
+        w.spec.scenario.op_dtypes = Default::default();
+        workloads::run(&hw, &w, 1).unwrap()
+    });
+    assert!(mixed.simulated <= bf16.simulated, "{} against {}", mixed.simulated, bf16.simulated);
+    // A dtype the hardware lacks is named by its field.
+    let spec = file("w.toml", "base = \"axk1-decode\"\n[scenario]\nop_dtypes = { attention = \"int32\" }\n");
+    let o = npusim(&["run", "--workload", &spec]);
+    assert_eq!(o.status, 2, "{}", o.stderr);
+    assert!(o.stderr.contains("scenario.op_dtypes.attention = int32"), "{}", o.stderr);
 }

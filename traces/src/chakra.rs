@@ -421,6 +421,7 @@ pub fn recorded_step(name: &str, graph: StepGraph) -> workloads::RecordedStep {
             weight_dtype: bf16,
             activation_dtype: bf16,
             kv_dtype: bf16,
+            op_dtypes: Default::default(),
             sampling: Sampling::Host,
             decoding: workloads::workload::Decoding::Greedy,
             top_k: 1,

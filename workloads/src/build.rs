@@ -191,7 +191,7 @@ impl Builder<'_> {
     }
 
     fn gemm(&mut self, name: String, deps: Vec<u32>, groups: u32, n: u32, k: u32, weight_dtype: Dtype) -> u32 {
-        let dtype = self.s.activation_dtype;
+        let dtype = self.s.gemm_dtype();
         self.replicated(name, OpClass::Gemm, deps, |t| Kernel::Gemm {
             rows: vec![t; groups as usize],
             n,
@@ -455,7 +455,7 @@ impl Builder<'_> {
     /// Attention of every replica's requests on its devices, one kernel per request shape.
     fn attention(&mut self, name: String, deps: Vec<u32>, dims: AttentionDims) -> u32 {
         let AttentionDims { heads, kv_heads, qk_dim, v_dim, cache_per_token, new_per_token } = dims;
-        let dtype = self.s.activation_dtype;
+        let dtype = self.s.attention_dtype();
         let decoding = self.replica_requests.iter().flatten().all(|r| r.cached > 0 && r.new_tokens <= ABSORBED_QUERIES);
         if decoding && self.on_host(HostOp::DecodeAttention) {
             return self.host_attention(name, deps, dims);

@@ -333,9 +333,13 @@ fn fits(
     arrivals: &[Arrival],
 ) -> Result<MemoryUse, RunError> {
     let chiplet = &card(hardware)?.chiplet;
-    for (what, dtype) in
-        [("scenario.weight_dtype", w.scenario.weight_dtype), ("scenario.activation_dtype", w.scenario.activation_dtype)]
-    {
+    let s = &w.scenario;
+    for (what, dtype) in [
+        ("scenario.weight_dtype", s.weight_dtype),
+        ("scenario.activation_dtype", s.activation_dtype),
+        ("scenario.op_dtypes.gemm", s.gemm_dtype()),
+        ("scenario.op_dtypes.attention", s.attention_dtype()),
+    ] {
         if !chiplet.core.matrix.macs_per_pe.contains_key(&dtype) {
             let supported: Vec<String> = chiplet.core.matrix.macs_per_pe.keys().map(Dtype::to_string).collect();
             return Err(RunError(format!(

@@ -196,6 +196,9 @@ pub struct Scenario {
     pub weight_dtype: Dtype,
     pub activation_dtype: Dtype,
     pub kv_dtype: Dtype,
+    /// Ops computed in another dtype than `activation_dtype`.
+    #[serde(default, skip_serializing_if = "OpDtypes::is_default")]
+    pub op_dtypes: OpDtypes,
     /// Where the next token is drawn from the logits.
     #[serde(default)]
     pub sampling: Sampling,
@@ -213,6 +216,37 @@ pub struct Scenario {
     /// next step verifies. Off when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtp: Option<Mtp>,
+}
+
+/// Dtypes of particular ops, where a serving system mixes them (DeepSeek
+/// serves FP8 GEMMs beside BF16 attention). Absent: `activation_dtype`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpDtypes {
+    /// The inputs of every GEMM: projections, MLPs, experts, the LM head.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gemm: Option<Dtype>,
+    /// Attention's queries and its two products (the KV cache keeps `kv_dtype`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention: Option<Dtype>,
+}
+
+impl OpDtypes {
+    fn is_default(&self) -> bool {
+        *self == OpDtypes::default()
+    }
+}
+
+impl Scenario {
+    /// The dtype of a GEMM's inputs.
+    pub fn gemm_dtype(&self) -> Dtype {
+        self.op_dtypes.gemm.unwrap_or(self.activation_dtype)
+    }
+
+    /// The dtype attention computes in.
+    pub fn attention_dtype(&self) -> Dtype {
+        self.op_dtypes.attention.unwrap_or(self.activation_dtype)
+    }
 }
 
 /// Speculative decoding with the model's own multi-token-prediction layer.

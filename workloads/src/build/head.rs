@@ -41,7 +41,7 @@ impl Builder<'_> {
             .into_iter()
             .map(|(device, rows, n)| Shard {
                 device,
-                kernel: Kernel::Gemm { rows: vec![rows], n, k: h, weight_dtype: wd, dtype: ad },
+                kernel: Kernel::Gemm { rows: vec![rows], n, k: h, weight_dtype: wd, dtype: self.s.gemm_dtype() },
             })
             .collect();
         (self.push(format!("{at}lm_head"), OpClass::LmHead, vec![gather], OpBody::Compute(shards)), rows)

@@ -12,7 +12,7 @@ impl Builder<'_> {
     pub(super) fn moe(&mut self, at: &str, l: u32, input: u32, router: &mut Router) -> u32 {
         let m = self.model;
         let f = &m.ffn;
-        let (h, wd, ad) = (m.hidden, self.s.weight_dtype, self.s.activation_dtype);
+        let (h, wd, ad, gd) = (m.hidden, self.s.weight_dtype, self.s.activation_dtype, self.s.gemm_dtype());
         let experts = f.routed_experts;
         let topk = if self.on_host(HostOp::MoeRouter) {
             self.host_router(at, input)
@@ -84,7 +84,7 @@ impl Builder<'_> {
                         .filter(|(e, _)| self.p.holds(d as u32, *e as u32))
                         .map(|(_, &m)| m)
                         .collect();
-                    Shard { device: d as u32, kernel: Kernel::Gemm { rows: local, n, k, weight_dtype: wd, dtype: ad } }
+                    Shard { device: d as u32, kernel: Kernel::Gemm { rows: local, n, k, weight_dtype: wd, dtype: gd } }
                 })
                 .collect()
         };
@@ -140,7 +140,7 @@ impl Builder<'_> {
                     n: 2 * shared_n,
                     k: h,
                     weight_dtype: wd,
-                    dtype: ad,
+                    dtype: gd,
                 })),
             );
             let s_act = self.push(
@@ -158,7 +158,7 @@ impl Builder<'_> {
                     n: h,
                     k: shared_n,
                     weight_dtype: wd,
-                    dtype: ad,
+                    dtype: gd,
                 })),
             );
             last = s_down;
