@@ -331,7 +331,7 @@ mod tests {
     }
 
     #[test]
-    fn experts_too_large_to_stage_together_get_cores_of_their_own() {
+    fn grouped_gemms_give_groups_cores_of_their_own_where_that_reads_less() {
         // DeepSeek-V3's decode on an H100 at 256 requests: 8 experts of 297
         // rows each; their 235 MB of weights do not fit the 50 MB L2. Spread
         // each over all the cores, every expert read its weights once per row
@@ -351,6 +351,14 @@ mod tests {
         let ratio = weight_loads(&programs) as f64 / kernel.weight_bytes() as f64;
         assert!(ratio <= 2.05, "{ratio:.2}x the weights");
         assert!(programs.len() as u32 >= t.cores * 7 / 8, "{} of {} cores", programs.len(), t.cores);
+        // MLA's absorbed query projection: 128 heads' small matrices over 256
+        // rows of FP8 inputs. Spread thin over all the cores, each head re-read
+        // its weights per row of cores (about 10x); a core or so each, once.
+        let kernel = Kernel::Gemm { rows: vec![256; 128], n: 512, k: 128, weight_dtype: Dtype::Fp8, dtype: Dtype::Fp8 };
+        let programs = KernelCompiler::new(t).lower(&kernel, Tensors { weights: 0, activations: 1 << 40 }).unwrap();
+        assert_eq!(totals(&programs).0, kernel.macs());
+        let ratio = weight_loads(&programs) as f64 / kernel.weight_bytes() as f64;
+        assert!(ratio <= 1.05, "absorbed projection: {ratio:.2}x the weights");
     }
 
     #[test]

@@ -501,23 +501,28 @@ pub(super) fn gemm(
             .iter()
             .map(|(_, m, p)| u64::from(p.staging.inputs) * m * k64 * ab + u64::from(p.staging.weights) * k64 * n64 * wb)
             .sum();
-        // Groups whose staged operands do not fit together share the cores
-        // out instead, each planned on its own cores and its share of the
-        // shared SRAM, so each still reads its weights about once (as a
-        // grouped GEMM's thread blocks of one group, running together, hit
-        // their weights in the L2).
-        let shares = if staged > t.shared_sram { core_shares(&active, t.cores) } else { None };
-        let mut first_core = vec![0; active.len()];
-        if let Some(shares) = &shares {
-            let mut at = 0;
-            for (i, (&(g, m), &cores)) in active.iter().zip(shares).enumerate() {
-                let sub = CoreTarget { cores, shared_sram: t.shared_sram * cores as u64 / t.cores as u64, ..t.clone() };
-                plans[i] = (g, m, plan(m, n64, k64, wd, ad, &sub, Reuse::Stage, memo));
-                first_core[i] = at;
-                at += cores as usize;
-            }
-        } else if staged > t.shared_sram {
+        // Groups may instead share the cores out, each planned on cores of
+        // its own and its share of the shared SRAM: where their staged
+        // operands do not fit together (each then still reads its weights
+        // about once, as a grouped GEMM's thread blocks of one group, running
+        // together, hit their weights in the L2), and wherever that moves
+        // fewer bytes of device memory (many small groups, each spread thin
+        // over all the cores, re-read their operands per row of cores).
+        if staged > t.shared_sram {
             plans = active.iter().map(|&(g, m)| (g, m, plan(m, n64, k64, wd, ad, t, Reuse::None, memo))).collect();
+        }
+        let mut first_core = vec![0; active.len()];
+        if let Some(shares) = core_shares(&active, t.cores) {
+            let mut apart = Vec::with_capacity(active.len());
+            for (&(g, m), &cores) in active.iter().zip(&shares) {
+                let sub = CoreTarget { cores, shared_sram: t.shared_sram * cores as u64 / t.cores as u64, ..t.clone() };
+                apart.push((g, m, plan(m, n64, k64, wd, ad, &sub, Reuse::Stage, memo)));
+            }
+            let traffic = |plans: &[(u64, u64, GemmPlan)]| plans.iter().map(|p| p.2.traffic).sum::<u64>();
+            if traffic(&apart) < traffic(&plans) {
+                plans = apart;
+                first_core = shares.iter().scan(0, |at, &c| Some(std::mem::replace(at, *at + c as usize))).collect();
+            }
         }
         for (i, (group, m, plan)) in plans.into_iter().enumerate() {
             staging.insert(group, plan.staging);
@@ -582,7 +587,7 @@ pub(super) fn gemm(
 /// every group its own; `None` otherwise.
 fn core_shares(active: &[(u64, u64)], cores: u32) -> Option<Vec<u32>> {
     let (groups, rows) = (active.len() as u64, active.iter().map(|a| a.1).sum::<u64>());
-    if groups < 2 || groups > cores as u64 / 2 || rows == 0 {
+    if groups < 2 || groups > cores as u64 || rows == 0 {
         return None;
     }
     let spare = cores as u64 - groups;
