@@ -70,23 +70,15 @@ pub fn summary(r: &Report) -> String {
         r.throughput_requests_per_s,
         r.requests
     );
-    if let Some(steady) = &r.steady_state {
-        let _ = writeln!(
-            s,
-            "  steady state       {} tokens/s from {} to {} (the batch full and turning over)",
-            grouped(steady.tokens_per_s),
-            time(steady.from_s),
-            time(steady.to_s)
-        );
-    }
-    if let Some(full) = &r.full_batch {
-        let _ = writeln!(
-            s,
-            "  full batch         {} tokens/s from {} to {} (every request running, before the first finished)",
-            grouped(full.tokens_per_s),
-            time(full.from_s),
-            time(full.to_s)
-        );
+    let windows = [
+        ("steady state", &r.steady_state, "the batch full and turning over"),
+        ("full batch  ", &r.full_batch, "every request running, before the first finished"),
+    ];
+    for (label, window, what) in windows {
+        if let Some(w) = window {
+            let (rate, from, to) = (grouped(w.tokens_per_s), time(w.from_s), time(w.to_s));
+            let _ = writeln!(s, "  {label}       {rate} tokens/s from {from} to {to} ({what})");
+        }
     }
     if let Some(g) = &r.goodput {
         let _ = writeln!(
