@@ -211,3 +211,16 @@ fn the_validation_suite_lists_its_sourced_cases_and_runs_one() {
     assert_eq!(o.status, 2);
     assert!(o.stderr.contains("P99") && o.stderr.contains("P6-flashmla"), "{}", o.stderr);
 }
+
+#[test]
+fn absurd_microbenchmark_sizes_are_refused_before_lowering() {
+    // Lowered whole, these would take terabytes of programs.
+    for args in [
+        &["micro", "gemm", "--m", "10000000", "--n", "10000000", "--k", "1000000"][..],
+        &["micro", "attention", "--queries", "100000000", "--context", "100000000"][..],
+    ] {
+        let out = npusim(args);
+        assert_eq!(out.status, 2, "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains("tiles at the smallest tiling"), "{}", out.stderr);
+    }
+}

@@ -13,6 +13,22 @@ use sim_core::{ComponentStats, SystemBuilder, Time};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// Tiles of the smallest size the lowering uses that a microbenchmark's
+/// kernel may need at most: its programs are held in memory whole.
+const MAX_TILES: u64 = 1 << 26;
+
+/// Refuse a kernel whose smallest tiling would have more than [`MAX_TILES`]
+/// tiles (`what` names its sizes), before lowering it.
+pub(super) fn within_tiles(tiles: u64, what: &str) -> Result<(), String> {
+    if tiles > MAX_TILES {
+        return Err(format!(
+            "{what}: {tiles} tiles at the smallest tiling, more than the {MAX_TILES} a microbenchmark simulates; \
+             use smaller sizes"
+        ));
+    }
+    Ok(())
+}
+
 /// Chiplet figures needed to lower kernels for it.
 pub fn core_target(spec: &SystemSpec, cores: Option<u32>) -> Result<CoreTarget, String> {
     let card = spec
