@@ -2,10 +2,12 @@
 //! embedded at build time) run and compared with its published figure.
 
 use crate::{Failure, inputs};
-use rayon::prelude::*;
 use reports::validation::{Case, Measured, Setup, Verdict, load_case, rows};
 use std::path::{Component, Path};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use workloads::micro::{AttentionBench, GemmBench};
+use workloads::workload::Requests;
 
 /// Every file under `validation/`: (path relative to it, text).
 const FILES: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/validation_files.rs"));
@@ -90,6 +92,45 @@ fn measure(setup: &Setup) -> Result<Measured, Failure> {
     }
 }
 
+/// Measure every setup, the costliest first, each thread taking the next
+/// from a queue: the serving runs (by the tokens they serve) ahead of the
+/// kernels, so that a long run does not start last. Results are by index.
+fn measure_all(setups: &[&Setup]) -> Vec<Result<Measured, Failure>> {
+    let mut order: Vec<usize> = (0..setups.len()).collect();
+    order.sort_by_key(|&i| (std::cmp::Reverse(cost(setups[i])), i));
+    let next = AtomicUsize::new(0);
+    let results: Vec<Mutex<Option<Result<Measured, Failure>>>> = setups.iter().map(|_| Mutex::new(None)).collect();
+    rayon::scope(|scope| {
+        for _ in 0..rayon::current_num_threads().min(setups.len()) {
+            scope.spawn(|_| {
+                while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let measured = measure(setups[i]);
+                    *results[i].lock().expect("no measurement panics") = Some(measured);
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|r| r.into_inner().expect("no measurement panics").expect("every setup is measured"))
+        .collect()
+}
+
+/// A setup's cost, to order the queue: a serving run's requests times their
+/// longest output (0 where its workload does not load: it fails fast).
+fn cost(setup: &Setup) -> u64 {
+    let Setup::Run { workload, .. } = setup else { return 0 };
+    let Ok(w) = inputs::workload_file(&format!("validation/{workload}"), &embedded) else { return 0 };
+    let requests = match &w.spec.requests {
+        Some(Requests::Offline { count, .. } | Requests::Poisson { count, .. } | Requests::Gamma { count, .. }) => {
+            *count as u64
+        }
+        Some(Requests::Trace { rows, .. }) => rows.len() as u64,
+        None => w.spec.scenario.batch as u64,
+    };
+    1 + requests * w.spec.scenario.output_tokens.max() as u64
+}
+
 /// Run the cases whose ids are in `only` (all when empty). Each distinct
 /// setup runs once (cases may compare one run with figures of several
 /// sources), the setups in parallel, one simulation per thread; the verdict
@@ -107,7 +148,7 @@ pub fn run(only: &[String]) -> Result<Verdict, Failure> {
             setups.push(&case.setup);
         }
     }
-    let measured: Vec<Result<Measured, Failure>> = setups.par_iter().map(|s| measure(s)).collect();
+    let measured = measure_all(&setups);
     let mut rows_out = Vec::new();
     let mut failures = Vec::new();
     for case in chosen {
