@@ -9,6 +9,7 @@ use sim_core::Time;
 use std::collections::BTreeMap;
 use workloads::RunResult;
 use workloads::lengths::Length;
+use workloads::scheduler::RequestRecord;
 
 /// Version of the JSON schema; bump it when a field changes meaning or goes away.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -104,6 +105,16 @@ pub struct Latency {
     /// Gaps between consecutive tokens of a request, over all requests
     /// (accepted drafts arrive together, a gap of 0).
     pub itl_s: Option<Distribution>,
+    /// With `serving.warmup`: the warm-up, and the requests arriving after it that the latencies count.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after_warmup: Option<AfterWarmup>,
+}
+
+/// The requests whose latencies a run with a warm-up counts.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct AfterWarmup {
+    pub warmup_s: f64,
+    pub requests: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -175,14 +186,16 @@ impl Report {
             .unwrap_or_default();
         let seconds = r.simulated.as_secs_f64();
         let tokens: u64 = r.requests.iter().map(|q| q.tokens as u64).sum();
-        let ttft: Vec<Time> = r.requests.iter().filter_map(|q| q.ttft()).collect();
-        let e2e: Vec<Time> = r.requests.iter().filter_map(|q| q.e2e()).collect();
-        let tpot: Vec<Time> = r.requests.iter().filter_map(|q| q.tpot()).collect();
-        let itl: Vec<Time> = r.requests.iter().flat_map(|q| q.token_times.windows(2).map(|w| w[1] - w[0])).collect();
+        // Latencies count the requests that arrived after the warm-up.
+        let from = r.workload.serving.warmup.map_or(Time::ZERO, |d| d.time());
+        let timed: Vec<&RequestRecord> = r.requests.iter().filter(|q| q.arrival >= from).collect();
+        let ttft: Vec<Time> = timed.iter().filter_map(|q| q.ttft()).collect();
+        let e2e: Vec<Time> = timed.iter().filter_map(|q| q.e2e()).collect();
+        let tpot: Vec<Time> = timed.iter().filter_map(|q| q.tpot()).collect();
+        let itl: Vec<Time> = timed.iter().flat_map(|q| q.token_times.windows(2).map(|w| w[1] - w[0])).collect();
         let goodput = r.workload.serving.slo.map(|slo| {
             let (ttft_max, tpot_max) = (slo.ttft.time(), slo.tpot.time());
-            let met = r
-                .requests
+            let met = timed
                 .iter()
                 .filter(|q| q.ttft().is_some_and(|t| t <= ttft_max) && q.tpot().is_none_or(|t| t <= tpot_max))
                 .count() as u64;
@@ -190,7 +203,7 @@ impl Report {
                 slo_ttft_s: ttft_max.as_secs_f64(),
                 slo_tpot_s: tpot_max.as_secs_f64(),
                 requests: met,
-                fraction: if r.requests.is_empty() { 0.0 } else { met as f64 / r.requests.len() as f64 },
+                fraction: if timed.is_empty() { 0.0 } else { met as f64 / timed.len() as f64 },
                 requests_per_s: if seconds > 0.0 { met as f64 / seconds } else { 0.0 },
             }
         });
@@ -260,6 +273,11 @@ impl Report {
                 tpot_s: Distribution::of(&tpot),
                 e2e_s: Distribution::of(&e2e),
                 itl_s: Distribution::of(&itl),
+                after_warmup: r
+                    .workload
+                    .serving
+                    .warmup
+                    .map(|d| AfterWarmup { warmup_s: d.time().as_secs_f64(), requests: timed.len() as u64 }),
             },
             steps: Steps {
                 count: r.steps.len() as u64,

@@ -90,6 +90,14 @@ pub fn summary(r: &Report) -> String {
             time(g.slo_tpot_s)
         );
     }
+    if let Some(w) = r.latency.after_warmup {
+        let _ = writeln!(
+            s,
+            "  latencies          of the {} requests arriving after the {} warm-up",
+            w.requests,
+            time(w.warmup_s)
+        );
+    }
     for (name, d) in [("TTFT", r.latency.ttft_s), ("TPOT", r.latency.tpot_s), ("ITL ", r.latency.itl_s)] {
         if let Some(d) = d {
             let _ = writeln!(

@@ -356,3 +356,28 @@ fn independent_replicas_keep_decoding_while_another_replica_prefills() {
     assert_eq!(together_steps, 40, "a step per token; the prompt joins one of them");
     assert!(apart_steps >= 4 * 40, "{apart_steps} steps");
 }
+
+#[test]
+fn latencies_after_a_warmup_count_only_the_requests_arriving_after_it() {
+    let mut w = poisson(64.0);
+    let r = run(&hardware("rebel-quad"), &w, 1).unwrap();
+    let all = reports::Report::new(&r, 0.0);
+    assert!(all.latency.after_warmup.is_none());
+    // A warm-up between the arrivals: the later requests alone are timed.
+    let middle = r.requests[20].arrival;
+    w.spec.serving.warmup = Some(models::units::Duration(middle));
+    let r = run(&hardware("rebel-quad"), &w, 1).unwrap();
+    let warm = reports::Report::new(&r, 0.0);
+    let after = r.requests.iter().filter(|q| q.arrival >= middle).count() as u64;
+    assert_eq!(warm.latency.after_warmup.map(|a| a.requests), Some(after));
+    assert!(after < 40 && after > 0);
+    assert_eq!(warm.tokens_generated, all.tokens_generated, "every request is still served");
+    assert_ne!(warm.latency.ttft_s, all.latency.ttft_s);
+    // A warm-up after the last arrival would time nothing: refused, by its field.
+    let text = "base = \"llama3.1-70b-decode\"\nmodel = \"llama3.1-8b\"\n[scenario]\nphase = \"prefill\"\nbatch = 8\n\
+                [plan]\nattention_tensor_parallel = 4\n[requests]\narrivals = \"poisson\"\nrate = 10.0\ncount = 4\n\
+                [serving]\nwarmup = \"1000 s\"\n";
+    let o = npusim(&["run", "--hw", "rebel-quad", "--workload", &file("w.toml", text)]);
+    assert_eq!(o.status, 2, "{}", o.stderr);
+    assert!(o.stderr.contains("serving.warmup = 1000 s"), "{}", o.stderr);
+}

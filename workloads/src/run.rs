@@ -157,6 +157,14 @@ fn built_steps(
     let load = if model.ffn.routed_experts > 0 { router.expected_load() } else { Vec::new() };
     let placement = placement(hardware, w, &load)?;
     let arrivals = arrivals(w, seed).map_err(RunError)?;
+    if let Some(warmup) = w.serving.warmup
+        && let Some(last) = arrivals.last().filter(|a| a.at < warmup.time())
+    {
+        return Err(RunError(format!(
+            "serving.warmup = {warmup}: no request arrives after it (the last at {}), so no latency would count",
+            last.at
+        )));
+    }
     let memory = fits(hardware, model, w, &placement, &arrivals)?;
     let kv_blocks = kv_blocks(hardware, model, w, &placement, &memory);
     let policy = Policy {

@@ -139,6 +139,11 @@ pub struct Serving {
     /// Goodput counts the requests that meet both.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slo: Option<Slo>,
+    /// Latencies (TTFT, TPOT, ITL, end to end, goodput) count only the
+    /// requests arriving this long after the start: a server run fills up
+    /// for several request lifetimes before its latencies settle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<Duration>,
 }
 
 /// A service-level objective per request.
@@ -161,7 +166,7 @@ fn is_default_block(n: &u32) -> bool {
 
 impl Default for Serving {
     fn default() -> Self {
-        Serving { token_budget: None, kv_block_tokens: default_block(), kv_memory: None, slo: None }
+        Serving { token_budget: None, kv_block_tokens: default_block(), kv_memory: None, slo: None, warmup: None }
     }
 }
 
