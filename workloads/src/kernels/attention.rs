@@ -43,7 +43,7 @@ pub(super) fn attention(kernel: &Kernel, t: &CoreTarget, at: Tensors) -> Result<
     let layout = Units { chunks, chunk, q_tiles, h_tiles, q_t, h_t, queries: q, context: c, group };
     let unit_of = |unit: u64| layout.unit(unit);
     let o_bytes = rows_max * v_dim as u64 * 4;
-    let group_work = |u: u64| unit_of(layout.first_of_group(u)).work();
+    let group_work = |u: u64| unit_of(layout.group(u)).work();
     let dealt = deal(units, t.cores as u64, |u| (group_work(u), layout.group(u)));
     let shared = SharedTiles::new(&dealt, units, &layout, place.kv_buffers as u64 * l_t * per_token, t.shared_sram);
     let mut out = Vec::new();
@@ -190,19 +190,11 @@ struct Units {
 }
 
 impl Units {
-    /// The units that read the same keys, and run side by side: a context
-    /// chunk of a KV head, its head tiles and (where the queries are few,
-    /// as in decode, so that every query tile sees nearly every key) its
-    /// query tiles.
+    /// The group of units that read the same keys, and run side by side,
+    /// named by its first unit: a context chunk of a KV head, its head
+    /// tiles and (where the queries are few, as in decode, so that every
+    /// query tile sees nearly every key) its query tiles.
     fn group(&self, unit: u64) -> u64 {
-        let (part, rest) = (unit % self.chunks, unit / self.chunks);
-        let (qt, head) = (rest % self.q_tiles, rest / self.q_tiles / self.h_tiles);
-        let qt = if self.queries <= FEW_QUERIES { 0 } else { qt };
-        (head * self.q_tiles + qt) * self.chunks + part
-    }
-
-    /// The first unit (by index) of `unit`'s group.
-    fn first_of_group(&self, unit: u64) -> u64 {
         let (part, rest) = (unit % self.chunks, unit / self.chunks);
         let (qt, head) = (rest % self.q_tiles, rest / self.q_tiles / self.h_tiles);
         let qt = if self.queries <= FEW_QUERIES { 0 } else { qt };
@@ -287,7 +279,12 @@ impl SharedTiles {
 /// by group, so that a group's units run side by side on neighbouring
 /// cores. Each core runs its units in index order.
 fn deal(units: u64, cores: u64, work: impl Fn(u64) -> (u64, u64)) -> Vec<Vec<u64>> {
-    let mut order: Vec<(u64, u64, u64)> = (0..units).map(|u| (work(u), u)).map(|((w, g), u)| (w, g, u)).collect();
+    let mut order: Vec<(u64, u64, u64)> = (0..units)
+        .map(|u| {
+            let (w, g) = work(u);
+            (w, g, u)
+        })
+        .collect();
     order.sort_by_key(|&(w, g, u)| (std::cmp::Reverse(w), g, u));
     let mut load = std::collections::BinaryHeap::new();
     load.extend((0..cores).map(|core| std::cmp::Reverse((0u64, core))));

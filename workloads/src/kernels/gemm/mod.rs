@@ -592,14 +592,13 @@ fn core_shares(active: &[(u64, u64)], cores: u32) -> Option<Vec<u32>> {
     }
     let spare = cores as u64 - groups;
     let mut shares: Vec<u64> = active.iter().map(|&(_, m)| 1 + spare * m / rows).collect();
-    let mut left = cores as u64 - shares.iter().sum::<u64>();
+    // Rounding down leaves fewer cores than groups over.
+    let left = cores as u64 - shares.iter().sum::<u64>();
     let mut by_remainder: Vec<usize> = (0..active.len()).collect();
     by_remainder.sort_by_key(|&i| (std::cmp::Reverse(spare * active[i].1 % rows), i));
-    for &i in by_remainder.iter().cycle().take(left as usize) {
+    for &i in &by_remainder[..left as usize] {
         shares[i] += 1;
-        left -= 1;
     }
-    debug_assert_eq!(left, 0);
     Some(shares.into_iter().map(|c| c as u32).collect())
 }
 
