@@ -240,6 +240,11 @@ pub fn build_with(spec: &SystemSpec, builder: &mut SystemBuilder<Msg>, options: 
                 let prefix = format!("node{n}.card{c}.chiplet{k}");
                 let device = devices.len() as u32;
                 let sequencer = builder.reserve(format!("{prefix}.sequencer"));
+                let active_j_per_ps = card.power.active.watts() / card.chiplets as f64 * 1e-12;
+                energy.actions(
+                    &format!("{prefix}.sequencer"),
+                    vec![ActionEnergy::new("busy", "npu.active", active_j_per_ps)],
+                );
                 vertices.push(fabric.endpoint(Endpoint::Device(device), sequencer));
                 let ids = chiplet(builder, &mut energy, &card.chiplet, &prefix, sequencer, (n, c, k), options);
                 sequencers.push((sequencer, device as usize));

@@ -113,6 +113,8 @@ pub enum Metric {
     TpotP99S,
     /// The accelerator cards' energy per output token (J).
     AcceleratorJPerToken,
+    /// A card's average power over the run (W), as NVML reads it.
+    AcceleratorPowerW,
     /// Achieved TFLOP/s of a kernel.
     Tflops,
     /// Achieved device-memory GB/s of a kernel (10^9 bytes/s).
@@ -129,7 +131,7 @@ impl Metric {
             | Metric::FullBatchTokensPerSPerNode => "throughput",
             Metric::TtftMeanS => "ttft",
             Metric::TpotMeanS | Metric::TpotP99S => "tpot",
-            Metric::AcceleratorJPerToken => "energy",
+            Metric::AcceleratorJPerToken | Metric::AcceleratorPowerW => "energy",
             Metric::Tflops | Metric::GbPerS => "kernel",
         }
     }
@@ -142,6 +144,7 @@ impl Metric {
             | Metric::FullBatchTokensPerSPerNode => "tokens/s",
             Metric::TtftMeanS | Metric::TpotMeanS | Metric::TpotP99S => "s",
             Metric::AcceleratorJPerToken => "J/token",
+            Metric::AcceleratorPowerW => "W",
             Metric::Tflops => "TFLOP/s",
             Metric::GbPerS => "GB/s",
         }
@@ -158,6 +161,7 @@ impl Metric {
             Metric::TpotMeanS => "tpot_mean_s",
             Metric::TpotP99S => "tpot_p99_s",
             Metric::AcceleratorJPerToken => "accelerator_j_per_token",
+            Metric::AcceleratorPowerW => "accelerator_power_w",
             Metric::Tflops => "tflops",
             Metric::GbPerS => "gb_per_s",
         }
@@ -186,6 +190,7 @@ impl Metric {
             Metric::TpotMeanS => r.latency.tpot_s.map(|d| d.mean),
             Metric::TpotP99S => r.latency.tpot_s.map(|d| d.p99),
             Metric::AcceleratorJPerToken => Some(r.accelerator_joules_per_token),
+            Metric::AcceleratorPowerW => r.card_power.as_ref().map(|c| c.average_w),
             Metric::Tflops | Metric::GbPerS => None,
         }
     }

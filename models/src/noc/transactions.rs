@@ -230,7 +230,10 @@ impl TransactionNetwork {
             let link = self.route_links[k] as usize;
             head = self.occupy(link, head + p, flits, bytes) + l;
         }
-        self.bit_hops += bytes * 8 * (to - from) as u64;
+        // A crossbar has no router-to-router links, but each message crosses
+        // its wires once; those wires span the die, so they cost energy too.
+        let crossings = if t.kind == TopologyKind::Crossbar { 1 } else { (to - from) as u64 };
+        self.bit_hops += bytes * 8 * crossings;
         let head = self.occupy(ejection, head + p, flits, bytes);
         (head, head + flits - 1)
     }
@@ -414,7 +417,7 @@ impl Component<Msg> for TransactionNetwork {
             .count("units.noc.port", "injection and ejection ports", ports as u64)
             .count("messages", "messages carried, replies included", messages)
             .bytes("bytes", "bytes delivered", channels[ports / 2..ports].iter().map(|c| c.bytes).sum())
-            .count("actions.noc_bits", "bits times router-to-router links crossed", bit_hops);
+            .count("actions.noc_bits", "bits times links crossed (a crossbar counts one crossing)", bit_hops);
         // Every channel's load, injection ports first, then ejection ports, then the links in router order.
         for (i, c) in channels.iter().enumerate() {
             s = s

@@ -157,7 +157,11 @@ impl SystemSpec {
             if let Some(peer) = &card.peer_link {
                 add("peer link per card (one direction)".into(), peer.bandwidth.to_string());
             }
-            add("card power (TDP / idle)".into(), format!("{} / {}", card.power.tdp, card.power.idle));
+            let power = &card.power;
+            add(
+                "card power (TDP / idle / active)".into(),
+                format!("{} / {} / {}", power.tdp, power.idle, power.active),
+            );
         }
         add("devices (chiplets) in the system".into(), self.device_count().to_string());
         out

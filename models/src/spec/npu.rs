@@ -37,6 +37,12 @@ pub struct CardPowerSpec {
     pub tdp: Power,
     /// Static power of the card while on, memory background excluded.
     pub idle: Power,
+    /// Power the card draws beyond `idle` while its chiplets run kernels,
+    /// whatever the kernels do: clocks held at the operating point, leakage
+    /// at its voltage, instruction issue. Charged over each chiplet's busy
+    /// time, split evenly between the chiplets. Absent: 0 W.
+    #[serde(default)]
+    pub active: Power,
 }
 
 /// One compute chiplet.
@@ -181,7 +187,7 @@ pub struct ChipletEnergySpec {
     pub vector_op: Energy,
     /// Reading or writing one bit of scratchpad.
     pub sram: EnergyPerBit,
-    /// Moving one bit across one hop of the mesh.
+    /// Moving one bit across one hop of the mesh, or once across a crossbar.
     pub noc_hop: EnergyPerBit,
 }
 
