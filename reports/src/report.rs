@@ -105,15 +105,18 @@ pub struct Latency {
     /// Gaps between consecutive tokens of a request, over all requests
     /// (accepted drafts arrive together, a gap of 0).
     pub itl_s: Option<Distribution>,
-    /// With `serving.warmup`: the warm-up, and the requests arriving after it that the latencies count.
+    /// With `serving.warmup` or `serving.cooldown`: the arrival times whose
+    /// requests the latencies count, and how many arrived in them.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub after_warmup: Option<AfterWarmup>,
+    pub window: Option<LatencyWindow>,
 }
 
-/// The requests whose latencies a run with a warm-up counts.
+/// The requests whose latencies a run with a warm-up or a cool-down counts:
+/// those arriving from `from_s` to `until_s`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-pub struct AfterWarmup {
-    pub warmup_s: f64,
+pub struct LatencyWindow {
+    pub from_s: f64,
+    pub until_s: f64,
     pub requests: u64,
 }
 
@@ -186,9 +189,11 @@ impl Report {
             .unwrap_or_default();
         let seconds = r.simulated.as_secs_f64();
         let tokens: u64 = r.requests.iter().map(|q| q.tokens as u64).sum();
-        // Latencies count the requests that arrived after the warm-up.
-        let from = r.workload.serving.warmup.map_or(Time::ZERO, |d| d.time());
-        let timed: Vec<&RequestRecord> = r.requests.iter().filter(|q| q.arrival >= from).collect();
+        // Latencies count the requests that arrived between the warm-up and the cool-down.
+        let last_arrival = r.requests.iter().map(|q| q.arrival).max().unwrap_or(Time::ZERO);
+        let window = r.workload.serving.latency_window(last_arrival);
+        let timed: Vec<&RequestRecord> =
+            r.requests.iter().filter(|q| window.as_ref().is_some_and(|w| w.contains(&q.arrival))).collect();
         let ttft: Vec<Time> = timed.iter().filter_map(|q| q.ttft()).collect();
         let e2e: Vec<Time> = timed.iter().filter_map(|q| q.e2e()).collect();
         let tpot: Vec<Time> = timed.iter().filter_map(|q| q.tpot()).collect();
@@ -273,11 +278,13 @@ impl Report {
                 tpot_s: Distribution::of(&tpot),
                 e2e_s: Distribution::of(&e2e),
                 itl_s: Distribution::of(&itl),
-                after_warmup: r
-                    .workload
-                    .serving
-                    .warmup
-                    .map(|d| AfterWarmup { warmup_s: d.time().as_secs_f64(), requests: timed.len() as u64 }),
+                window: window
+                    .filter(|_| r.workload.serving.warmup.is_some() || r.workload.serving.cooldown.is_some())
+                    .map(|w| LatencyWindow {
+                        from_s: w.start().as_secs_f64(),
+                        until_s: w.end().as_secs_f64(),
+                        requests: timed.len() as u64,
+                    }),
             },
             steps: Steps {
                 count: r.steps.len() as u64,

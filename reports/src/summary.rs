@@ -90,12 +90,13 @@ pub fn summary(r: &Report) -> String {
             time(g.slo_tpot_s)
         );
     }
-    if let Some(w) = r.latency.after_warmup {
+    if let Some(w) = r.latency.window {
         let _ = writeln!(
             s,
-            "  latencies          of the {} requests arriving after the {} warm-up",
+            "  latencies          of the {} requests arriving from {} to {}",
             w.requests,
-            time(w.warmup_s)
+            time(w.from_s),
+            time(w.until_s)
         );
     }
     for (name, d) in [("TTFT", r.latency.ttft_s), ("TPOT", r.latency.tpot_s), ("ITL ", r.latency.itl_s)] {

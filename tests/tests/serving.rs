@@ -358,21 +358,34 @@ fn independent_replicas_keep_decoding_while_another_replica_prefills() {
 }
 
 #[test]
-fn latencies_after_a_warmup_count_only_the_requests_arriving_after_it() {
+fn latencies_count_only_the_requests_arriving_between_the_warmup_and_the_cooldown() {
     let mut w = poisson(64.0);
     let r = run(&hardware("rebel-quad"), &w, 1).unwrap();
     let all = reports::Report::new(&r, 0.0);
-    assert!(all.latency.after_warmup.is_none());
+    assert!(all.latency.window.is_none());
     // A warm-up between the arrivals: the later requests alone are timed.
     let middle = r.requests[20].arrival;
     w.spec.serving.warmup = Some(models::units::Duration(middle));
     let r = run(&hardware("rebel-quad"), &w, 1).unwrap();
     let warm = reports::Report::new(&r, 0.0);
     let after = r.requests.iter().filter(|q| q.arrival >= middle).count() as u64;
-    assert_eq!(warm.latency.after_warmup.map(|a| a.requests), Some(after));
+    assert_eq!(warm.latency.window.map(|a| a.requests), Some(after));
     assert!(after < 40 && after > 0);
     assert_eq!(warm.tokens_generated, all.tokens_generated, "every request is still served");
     assert_ne!(warm.latency.ttft_s, all.latency.ttft_s);
+    // A cool-down as well leaves out the requests arriving near the end, as
+    // the batch empties: those up to the 31st arrival are timed.
+    let last = r.requests.iter().map(|q| q.arrival).max().unwrap();
+    let until = r.requests[30].arrival;
+    w.spec.serving.cooldown = Some(models::units::Duration(last - until));
+    let r = run(&hardware("rebel-quad"), &w, 1).unwrap();
+    let windowed = reports::Report::new(&r, 0.0);
+    let between = r.requests.iter().filter(|q| q.arrival >= middle && q.arrival <= until).count() as u64;
+    assert!(between > 0 && between < after, "{between} of {after}");
+    let window = windowed.latency.window.unwrap();
+    assert_eq!(window.requests, between);
+    assert_eq!((window.from_s, window.until_s), (middle.as_secs_f64(), until.as_secs_f64()));
+    assert_ne!(windowed.latency.tpot_s, warm.latency.tpot_s);
     // A warm-up after the last arrival would time nothing: refused, by its field.
     let text = "base = \"llama3.1-70b-decode\"\nmodel = \"llama3.1-8b\"\n[scenario]\nphase = \"prefill\"\nbatch = 8\n\
                 [plan]\nattention_tensor_parallel = 4\n[requests]\narrivals = \"poisson\"\nrate = 10.0\ncount = 4\n\
@@ -380,4 +393,9 @@ fn latencies_after_a_warmup_count_only_the_requests_arriving_after_it() {
     let o = npusim(&["run", "--hw", "rebel-quad", "--workload", &file("w.toml", text)]);
     assert_eq!(o.status, 2, "{}", o.stderr);
     assert!(o.stderr.contains("serving.warmup = 1000 s"), "{}", o.stderr);
+    // So would a cool-down as long as the arrivals.
+    let text = text.replace("warmup = \"1000 s\"", "cooldown = \"1000 s\"");
+    let o = npusim(&["run", "--hw", "rebel-quad", "--workload", &file("w.toml", &text)]);
+    assert_eq!(o.status, 2, "{}", o.stderr);
+    assert!(o.stderr.contains("serving.cooldown = 1000 s"), "{}", o.stderr);
 }

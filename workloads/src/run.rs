@@ -157,13 +157,20 @@ fn built_steps(
     let load = if model.ffn.routed_experts > 0 { router.expected_load() } else { Vec::new() };
     let placement = placement(hardware, w, &load)?;
     let arrivals = arrivals(w, seed).map_err(RunError)?;
-    if let Some(warmup) = w.serving.warmup
-        && let Some(last) = arrivals.last().filter(|a| a.at < warmup.time())
-    {
-        return Err(RunError(format!(
-            "serving.warmup = {warmup}: no request arrives after it (the last at {}), so no latency would count",
-            last.at
-        )));
+    if let Some(last) = arrivals.last() {
+        let window = w.serving.latency_window(last.at);
+        if !arrivals.iter().any(|a| window.as_ref().is_some_and(|w| w.contains(&a.at))) {
+            let given = [("warmup", w.serving.warmup), ("cooldown", w.serving.cooldown)];
+            let named: Vec<String> =
+                given.iter().filter_map(|(k, d)| d.map(|d| format!("serving.{k} = {d}"))).collect();
+            return Err(RunError(format!(
+                "{}: no request arrives between the warm-up and the cool-down (the arrivals span {} to {}), \
+                 so no latency would count",
+                named.join(", "),
+                arrivals[0].at,
+                last.at
+            )));
+        }
     }
     let memory = fits(hardware, model, w, &placement, &arrivals)?;
     let kv_blocks = kv_blocks(hardware, model, w, &placement, &memory);

@@ -144,6 +144,11 @@ pub struct Serving {
     /// for several request lifetimes before its latencies settle.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warmup: Option<Duration>,
+    /// Latencies leave out the requests arriving within this long of the
+    /// last arrival: once arrivals stop the system drains, and a run cut
+    /// short to finish in minutes would otherwise count its emptying batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cooldown: Option<Duration>,
 }
 
 /// A service-level objective per request.
@@ -166,13 +171,33 @@ fn is_default_block(n: &u32) -> bool {
 
 impl Default for Serving {
     fn default() -> Self {
-        Serving { token_budget: None, kv_block_tokens: default_block(), kv_memory: None, slo: None, warmup: None }
+        Serving {
+            token_budget: None,
+            kv_block_tokens: default_block(),
+            kv_memory: None,
+            slo: None,
+            warmup: None,
+            cooldown: None,
+        }
     }
 }
 
 impl Serving {
     fn is_default(&self) -> bool {
         *self == Serving::default()
+    }
+
+    /// The arrival times whose requests the latencies count, given the last
+    /// arrival: from the warm-up to the cool-down before the last arrival;
+    /// `None` where the cool-down is longer than the arrivals last.
+    pub fn latency_window(&self, last_arrival: Time) -> Option<std::ops::RangeInclusive<Time>> {
+        let from = self.warmup.map_or(Time::ZERO, |d| d.time());
+        let until = match self.cooldown {
+            Some(d) if d.time() > last_arrival => return None,
+            Some(d) => last_arrival - d.time(),
+            None => last_arrival,
+        };
+        Some(from..=until)
     }
 }
 
