@@ -292,6 +292,8 @@ fn micro_memory(args: MemoryArgs, text: &mut String) -> Result<(), Failure> {
     if !(0.0..=1.0).contains(&args.read_ratio) {
         return Err(Failure::Input(format!("--read-ratio {}: expected a fraction from 0 to 1", args.read_ratio)));
     }
+    within("--request-bytes", args.request_bytes, 1..=1 << 20, "bytes (one request moves at most 1 MiB)")?;
+    within("--interval-cycles", args.interval_cycles, 0..=1 << 20, "memory cycles between requests")?;
     let source = match &args.trace {
         Some(path) => {
             let file = std::fs::File::open(path)
@@ -311,7 +313,9 @@ fn micro_memory(args: MemoryArgs, text: &mut String) -> Result<(), Failure> {
                 }
             };
             let bytes = parse_bytes(&args.bytes).map_err(|e| Failure::Input(format!("--bytes {}: {e}", args.bytes)))?;
-            RequestSource::Pattern { pattern, requests: bytes.div_ceil(args.request_bytes.max(1)) }
+            let requests = bytes.div_ceil(args.request_bytes);
+            within("--bytes / --request-bytes", requests, 1..=1 << 26, "requests (about 40 s of simulation)")?;
+            RequestSource::Pattern { pattern, requests }
         }
     };
     let bench = MemoryBench {
@@ -363,6 +367,8 @@ fn micro_noc(args: NocArgs, text: &mut String) -> Result<(), Failure> {
             return Err(Failure::Input(format!("--pattern {other}: expected uniform, transpose, bitcomp or hotspot")));
         }
     };
+    let cycles = args.warmup_cycles.saturating_add(args.measure_cycles);
+    within("--warmup-cycles + --measure-cycles", cycles, 1..=100_000_000, "cycles")?;
     let bench = NocBench {
         rate: args.rate,
         packet_flits: args.packet_flits,
@@ -400,6 +406,7 @@ fn micro_collective(args: CollectiveArgs, text: &mut String) -> Result<(), Failu
         Some(other) => return Err(Failure::Input(format!("--algorithm {other}: expected ring, tree or direct"))),
     };
     let bytes = parse_bytes(&args.bytes).map_err(|e| Failure::Input(format!("--bytes {}: {e}", args.bytes)))?;
+    within("--bytes", bytes, 1..=1 << 36, "bytes (64 GiB, about a second of simulation)")?;
     let devices = args
         .devices
         .as_deref()
@@ -419,6 +426,7 @@ fn micro_cpu(args: CpuArgs, text: &mut String) -> Result<(), Failure> {
         Some(w) => parse_bytes(w).map_err(|e| Failure::Input(format!("--working-set {w}: {e}")))?,
         None => bytes,
     };
+    within("--bytes", bytes, 1..=1 << 50, "bytes (1 PiB)")?;
     let cores = spec.node.cpu.cores;
     if args.threads == 0 || args.threads > cores {
         return Err(Failure::Input(format!("--threads {}: expected 1 to {cores} (the host's cores)", args.threads)));
@@ -432,6 +440,15 @@ fn micro_cpu(args: CpuArgs, text: &mut String) -> Result<(), Failure> {
     let run = workloads::micro::cpu(&spec, bench).map_err(Failure::Input)?;
     text.push_str(&if args.json { json(&run) } else { reports::micro::cpu_summary(&run) });
     Ok(())
+}
+
+/// Refuses an argument outside `range` before any work: runaway sizes would
+/// take hours or exhaust memory, and wrap the simulated clock.
+fn within(arg: &str, value: u64, range: std::ops::RangeInclusive<u64>, unit: &str) -> Result<(), Failure> {
+    if range.contains(&value) {
+        return Ok(());
+    }
+    Err(Failure::Input(format!("{arg}: expected {} to {} {unit}, found {value}", range.start(), range.end())))
 }
 
 /// A byte count: a plain number of bytes, or a quantity with its unit.

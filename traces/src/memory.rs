@@ -68,6 +68,9 @@ pub fn parse_line(text: &str, line: usize) -> Result<Option<MemoryRequest>, Trac
         .0
         .parse()
         .map_err(|_| err(fields[0].1, format!("expected a cycle number, found `{}`", fields[0].0)))?;
+    if cycle > MAX_CYCLE {
+        return Err(err(fields[0].1, format!("expected a cycle of at most {MAX_CYCLE} (2^40), found {cycle}")));
+    }
     let hex = fields[1].0.trim_start_matches("0x").trim_start_matches("0X");
     let address = u64::from_str_radix(hex, 16)
         .map_err(|_| err(fields[1].1, format!("expected a hexadecimal address, found `{}`", fields[1].0)))?;
@@ -78,6 +81,11 @@ pub fn parse_line(text: &str, line: usize) -> Result<Option<MemoryRequest>, Trac
     };
     Ok(Some(MemoryRequest { cycle, address, write }))
 }
+
+/// The latest cycle a request may name: 2^40 memory cycles, about 15
+/// minutes at a 1.2 GHz command clock, so that its time in picoseconds
+/// never wraps.
+pub const MAX_CYCLE: u64 = 1 << 40;
 
 /// The requests of a trace, read lazily so that traces of any length stream
 /// through. Requests come in time order: a cycle before the previous

@@ -46,6 +46,10 @@ fn one() -> u32 {
     1
 }
 
+/// The longest prompt or answer a request may have: 2^24 tokens, far past
+/// any model's context, and small enough that sums of them never wrap.
+pub const MAX_TOKENS: u32 = 1 << 24;
+
 impl Length {
     /// One request's count.
     pub fn draw(&self, rng: &mut impl Rng) -> u32 {
@@ -76,6 +80,9 @@ impl Length {
     pub fn problem(&self) -> Option<String> {
         let (min, max) = match *self {
             Length::Fixed(0) => return Some("expected at least 1, found 0".into()),
+            Length::Fixed(n) if n > MAX_TOKENS => {
+                return Some(format!("expected at most {MAX_TOKENS} tokens (no model reads more), found {n}"));
+            }
             Length::Fixed(_) => return None,
             Length::Drawn(Spread::Uniform { min, max }) => (min, max),
             Length::Drawn(
@@ -92,6 +99,8 @@ impl Length {
         };
         if min == 0 {
             Some("expected min of at least 1, found 0".into())
+        } else if max > MAX_TOKENS {
+            Some(format!("expected at most {MAX_TOKENS} tokens (no model reads more), found {max}"))
         } else if max < min {
             Some(format!("expected max ({max}) of at least min ({min})"))
         } else {

@@ -149,6 +149,20 @@ pub struct Serving {
     /// short to finish in minutes would otherwise count its emptying batch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cooldown: Option<Duration>,
+    /// The most requests a run may serve: each keeps its record and token
+    /// times, so a count far past any benchmark's would exhaust memory
+    /// before it finished. Raise it for a longer run.
+    #[serde(default = "default_max_requests", skip_serializing_if = "is_default_max_requests")]
+    pub max_requests: u32,
+}
+
+/// About 1 M requests: 40 times MLPerf's largest data set.
+fn default_max_requests() -> u32 {
+    1 << 20
+}
+
+fn is_default_max_requests(n: &u32) -> bool {
+    *n == default_max_requests()
 }
 
 /// A service-level objective per request.
@@ -178,6 +192,7 @@ impl Default for Serving {
             slo: None,
             warmup: None,
             cooldown: None,
+            max_requests: default_max_requests(),
         }
     }
 }
@@ -469,6 +484,10 @@ pub const WORKLOAD_PRESETS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// The most draft tokens multi-token prediction proposes per step
+/// (DeepSeek-V3 proposes 1).
+pub const MAX_DRAFT_TOKENS: u32 = 16;
+
 /// The workload `npusim run` uses when none is named.
 pub const DEFAULT_WORKLOAD: &str = "axk1-decode";
 
@@ -489,8 +508,11 @@ fn validate(w: &WorkloadSpec) -> Vec<Invalid> {
         }
     }
     if let Some(mtp) = s.mtp {
-        if mtp.draft_tokens == 0 {
-            out.push(Invalid::new("scenario.mtp.draft_tokens", "expected at least 1, found 0"));
+        if !(1..=MAX_DRAFT_TOKENS).contains(&mtp.draft_tokens) {
+            out.push(Invalid::new(
+                "scenario.mtp.draft_tokens",
+                format!("expected 1 to {MAX_DRAFT_TOKENS} draft tokens per step, found {}", mtp.draft_tokens),
+            ));
         }
         if !(0.0..=1.0).contains(&mtp.acceptance) {
             out.push(Invalid::new(
@@ -507,6 +529,22 @@ fn validate(w: &WorkloadSpec) -> Vec<Invalid> {
     }
     if w.plan.attention_tensor_parallel == 0 {
         out.push(Invalid::new("plan.attention_tensor_parallel", "expected at least 1, found 0"));
+    }
+    let count = match &w.requests {
+        Some(Requests::Offline { count, .. } | Requests::Poisson { count, .. } | Requests::Gamma { count, .. }) => {
+            Some(*count as usize)
+        }
+        Some(Requests::Trace { count, rows, .. }) => Some(count.map_or(rows.len(), |c| rows.len().min(c as usize))),
+        None => None,
+    };
+    if let Some(n) = count.filter(|&n| n > w.serving.max_requests as usize) {
+        out.push(Invalid::new(
+            "requests.count",
+            format!(
+                "expected at most {} requests, found {n} (raise serving.max_requests for a longer run)",
+                w.serving.max_requests
+            ),
+        ));
     }
     match w.requests {
         Some(Requests::Offline { count: 0, .. }) => {

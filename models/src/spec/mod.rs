@@ -93,6 +93,18 @@ pub struct SimulationSpec {
     /// simulation. `false` (the default) simulates every step.
     #[serde(default)]
     pub replay_steps: bool,
+    /// The most NPU cores (nodes x cards x chiplets x cores) a system may
+    /// have: each is a component with its own state, and a system far
+    /// beyond any real one would take more memory and time than a run
+    /// should. Raise it for a larger system.
+    #[serde(default = "default_max_cores")]
+    pub max_cores: u64,
+}
+
+/// 65,536 cores take about 3 GB in the default decode run (256
+/// REBEL-Quad cards, 16,384 cores, took 0.8 GB).
+fn default_max_cores() -> u64 {
+    1 << 16
 }
 
 fn default_replay_kernels() -> bool {
@@ -115,6 +127,7 @@ impl Default for SimulationSpec {
             memory_model: MemoryModel::default(),
             replay_kernels: default_replay_kernels(),
             replay_steps: false,
+            max_cores: default_max_cores(),
         }
     }
 }

@@ -43,6 +43,23 @@ pub fn validate(spec: &SystemSpec) -> Vec<Invalid> {
     }
     pcie(&mut out, "node.host_link", &node.host_link);
     cpu_checks(&mut out, cpu);
+    if let Some(card) = &node.card {
+        let cores = [u64::from(node.cards), card.chiplets.into(), card.chiplet.cores.into()]
+            .iter()
+            .try_fold(u64::from(spec.nodes), |n, &k| n.checked_mul(k));
+        let limit = spec.simulation.max_cores;
+        if cores.is_none_or(|c| c > limit) {
+            let found = cores.map_or("more than 2^64".to_string(), |c| c.to_string());
+            out.push(Invalid::new(
+                "node.cards",
+                format!(
+                    "{} nodes x {} cards x {} chiplets x {} cores is {found} NPU cores, more than the {limit} a run \
+                     allows (raise simulation.max_cores for a larger system)",
+                    spec.nodes, node.cards, card.chiplets, card.chiplet.cores
+                ),
+            ));
+        }
+    }
     if spec.nodes > 1 && spec.network.is_none() {
         out.push(Invalid::new("network", format!("a system of {} nodes needs a [network] table", spec.nodes)));
     }
