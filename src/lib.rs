@@ -57,6 +57,12 @@ enum Command {
         /// What the file is; guessed from its contents when not given.
         #[arg(long, value_enum)]
         kind: Option<Kind>,
+        /// For a workload: the system to check it on, as `run` would (a preset or a spec file).
+        #[arg(long, default_value = models::presets::DEFAULT)]
+        hw: String,
+        /// For a workload: the seed of the request lengths it draws, as `run --seed`.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
     /// List the shipped hardware presets, workloads and models, one per line.
     Presets,
@@ -201,7 +207,7 @@ where
             &mut text,
         ),
         Some(Command::Run(args)) => simulate(args, &command_line, &mut text),
-        Some(Command::Validate { file, kind }) => validate(&file, kind, &mut text),
+        Some(Command::Validate { file, kind, hw, seed }) => validate(&file, kind, (&hw, seed), &mut text),
         Some(Command::ValidateSuite { case, json: as_json, list }) => validation_suite(&case, as_json, list, &mut text),
         Some(Command::Presets) => {
             presets(&mut text);
@@ -239,7 +245,7 @@ fn simulate(args: RunArgs, command_line: &[String], text: &mut String) -> Result
     let hardware = inputs::hardware(&args.hw)?;
     let workload = inputs::workload(&args.workload)?;
     let started = std::time::Instant::now();
-    let result = workloads::run(&hardware, &workload, args.seed).map_err(|e| Failure::Input(e.to_string()))?;
+    let result = workloads::run(&hardware, &workload, args.seed).map_err(|e| on_system(&args.workload, &args.hw, e))?;
     let report = reports::Report::new(&result, started.elapsed().as_secs_f64());
     if let Some(dir) = &args.out {
         output::create_dir(dir)?;
@@ -278,7 +284,8 @@ fn toml_text<T: serde::Serialize>(value: &T) -> String {
     toml::to_string_pretty(value).expect("specs serialise to TOML")
 }
 
-fn validate(file: &str, kind: Option<Kind>, text: &mut String) -> Result<(), Failure> {
+/// Checks `file`; a workload is also checked on the system `on` names, with its seed.
+fn validate(file: &str, kind: Option<Kind>, on: (&str, u64), text: &mut String) -> Result<(), Failure> {
     let kind = match kind {
         Some(k) => k,
         None => inputs::kind_of(file)?,
@@ -290,7 +297,13 @@ fn validate(file: &str, kind: Option<Kind>, text: &mut String) -> Result<(), Fai
         }
         Kind::Workload => {
             let w = inputs::workload(file)?;
-            let _ = writeln!(text, "{file}: a valid workload (`{}`, model `{}`)", w.spec.name, w.model.name);
+            let hardware = inputs::hardware(on.0)?;
+            workloads::check(&hardware, &w, on.1).map_err(|e| on_system(file, on.0, e))?;
+            let _ = writeln!(
+                text,
+                "{file}: a valid workload (`{}`, model `{}`) that runs on `{}`",
+                w.spec.name, w.model.name, hardware.name
+            );
         }
         Kind::Memory => {
             let (name, _) = inputs::memory(file)?;
@@ -302,6 +315,11 @@ fn validate(file: &str, kind: Option<Kind>, text: &mut String) -> Result<(), Fai
         }
     }
     Ok(())
+}
+
+/// A workload that cannot run on a system: the error names both inputs.
+fn on_system(workload: &str, hardware: &str, e: workloads::RunError) -> Failure {
+    Failure::Input(format!("{workload} on {hardware}: {e}"))
 }
 
 fn presets(text: &mut String) {

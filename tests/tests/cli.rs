@@ -224,3 +224,30 @@ fn absurd_microbenchmark_sizes_are_refused_before_lowering() {
         assert!(out.stderr.contains("tiles at the smallest tiling"), "{}", out.stderr);
     }
 }
+
+#[test]
+fn validate_makes_every_check_run_makes_and_both_name_the_inputs() {
+    let base = "base = \"axk1-decode\"\nname = \"x\"\n";
+    let tp7 = file("tp7.toml", &format!("{base}[plan]\nattention_tensor_parallel = 7\n"));
+    let ep7 = file("ep7.toml", &format!("{base}[plan]\nexpert_parallel = 7\n"));
+    let kv0 = file("kv0.toml", &format!("{base}[serving]\nkv_memory = \"0 B\"\n"));
+    for (w, field) in [(&tp7, "attention_tensor_parallel = 7"), (&ep7, "expert_parallel = 7"), (&kv0, "kv_memory")] {
+        for args in [&["validate", w.as_str()][..], &["run", "--workload", w.as_str()][..]] {
+            let out = npusim(args);
+            assert_eq!(out.status, 2, "{args:?}: {}", out.stderr);
+            assert!(out.stderr.contains(&format!("{w} on sovereign-node: ")), "{}", out.stderr);
+            assert!(out.stderr.contains(field), "{}", out.stderr);
+        }
+    }
+    // A plan that divides one system's chiplets and not another's: --hw picks the system.
+    let tp4 = file("tp4.toml", &format!("{base}[plan]\nattention_tensor_parallel = 4\n"));
+    let out = npusim(&["validate", &tp4]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("runs on `sovereign-node`"), "{}", out.stdout);
+    let out = npusim(&["validate", &tp4, "--hw", "h100-node"]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let tp3 = file("tp3.toml", &format!("{base}[plan]\nattention_tensor_parallel = 3\n"));
+    let out = npusim(&["validate", &tp3, "--hw", "h100-node"]);
+    assert_eq!(out.status, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("on h100-node: plan.attention_tensor_parallel = 3"), "{}", out.stderr);
+}

@@ -51,6 +51,10 @@ fn workloads_past_the_length_request_and_draft_limits_are_refused() {
     let drafts =
         file("drafts.toml", &format!("{base}[scenario]\nmtp = {{ draft_tokens = 100000, acceptance = 0.8 }}\n"));
     refused(&["run", "--workload", &drafts], &["scenario.mtp.draft_tokens", "1 to 16", "100000"]);
+    // A trace row of no prompt and no answer used to be served as one token.
+    let rows = file("zero.csv", "arrival_s,prompt_tokens,output_tokens\n0,0,0\n");
+    let trace = file("trace.toml", &format!("{base}[requests]\narrivals = \"trace\"\nfile = \"{rows}\"\n"));
+    refused(&["run", "--workload", &trace], &["zero.csv:2:3", "prompt_tokens", "from 1 to 16777216", "`0`"]);
 }
 
 #[test]

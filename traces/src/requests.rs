@@ -24,6 +24,8 @@ pub enum Form {
     Lengths,
 }
 
+use workloads::lengths::MAX_TOKENS;
+
 const NPUSIM_HEADER: [&str; 3] = ["arrival_s", "prompt_tokens", "output_tokens"];
 const AZURE_HEADER: [&str; 3] = ["TIMESTAMP", "ContextTokens", "GeneratedTokens"];
 const LENGTHS_HEADER: [&str; 2] = ["prompt_tokens", "output_tokens"];
@@ -83,10 +85,13 @@ pub fn parse(source: &str, text: &str) -> Result<(Form, Vec<TraceRequest>), Inpu
                 problem(source, line, column(i), header.get(i).unwrap_or(""), message)
             })
         };
+        // A request of no prompt or no answer has nothing to serve; counts
+        // past 2^24 are longer than any model reads.
         let count = |i: usize| -> Result<u32, InputError> {
             let text = field(i)?;
-            text.parse::<u32>().map_err(|_| {
-                problem(source, line, column(i), &header[i], format!("expected a token count, found `{text}`"))
+            text.parse::<u32>().ok().filter(|n| (1..=MAX_TOKENS).contains(n)).ok_or_else(|| {
+                let message = format!("expected a token count from 1 to {MAX_TOKENS}, found `{text}`");
+                problem(source, line, column(i), &header[i], message)
             })
         };
         let at_ps = match form {
@@ -133,8 +138,8 @@ pub fn parse(source: &str, text: &str) -> Result<(Form, Vec<TraceRequest>), Inpu
         let lengths_at = usize::from(form != Form::Lengths);
         out.push(TraceRequest {
             arrival: Time::from_ps(arrival),
-            prompt_tokens: count(lengths_at)?.max(1),
-            output_tokens: count(lengths_at + 1)?.max(1),
+            prompt_tokens: count(lengths_at)?,
+            output_tokens: count(lengths_at + 1)?,
         });
     }
     if out.is_empty() {

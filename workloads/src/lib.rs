@@ -48,5 +48,5 @@ pub mod scheduler;
 pub mod step_memo;
 pub mod workload;
 
-pub use run::{RecordedStep, RunError, RunResult, record_step, replay, run};
+pub use run::{RecordedStep, RunError, RunResult, check, record_step, replay, run};
 pub use workload::{DEFAULT_WORKLOAD, Workload, load_workload, workload_preset};

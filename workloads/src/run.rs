@@ -136,6 +136,13 @@ pub fn run(hardware: &SystemSpec, workload: &Workload, seed: u64) -> Result<RunR
     execute(hardware, run, scheduler)
 }
 
+/// Every check `run` makes before it simulates: the plan divides the
+/// system, the model and the KV cache fit, each request fits the cache, the
+/// latency window holds a request.
+pub fn check(hardware: &SystemSpec, workload: &Workload, seed: u64) -> Result<(), RunError> {
+    built_steps(hardware, workload, seed).map(|_| ())
+}
+
 /// Where `workload`'s model goes on `hardware`, the memory it takes, the
 /// source that builds its steps with the seeded router, and the scheduler
 /// with the requests and their seeded lengths: what a run and a recorded
