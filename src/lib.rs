@@ -403,8 +403,8 @@ fn assembly(command: Asm, text: &mut String) -> Result<(), Failure> {
         Asm::Run { program, hw, compute_only, json: as_json } => {
             let spec = inputs::hardware(&hw)?;
             let asm = parse_assembly(&program)?;
-            let scratchpad = workloads::micro::core_target(&spec, None).map_err(Failure::Input)?.local_bytes();
-            asm.check(scratchpad).map_err(|e| Failure::Input(format!("{program}:{e}")))?;
+            let target = workloads::micro::core_target(&spec, None).map_err(Failure::Input)?;
+            asm.check(target.local_bytes(), target.cores).map_err(|e| Failure::Input(format!("{program}:{e}")))?;
             let programs: Vec<(u32, isa::Program)> = asm.programs.into_iter().map(|(c, p)| (c as u32, p)).collect();
             let run = workloads::micro::run_programs(&spec, &programs, compute_only)
                 .map_err(|e| Failure::Input(format!("{program}: {e}")))?;
@@ -413,8 +413,8 @@ fn assembly(command: Asm, text: &mut String) -> Result<(), Failure> {
         Asm::Check { program, hw } => {
             let spec = inputs::hardware(&hw)?;
             let asm = parse_assembly(&program)?;
-            let scratchpad = workloads::micro::core_target(&spec, None).map_err(Failure::Input)?.local_bytes();
-            asm.check(scratchpad).map_err(|e| Failure::Input(format!("{program}:{e}")))?;
+            let target = workloads::micro::core_target(&spec, None).map_err(Failure::Input)?;
+            asm.check(target.local_bytes(), target.cores).map_err(|e| Failure::Input(format!("{program}:{e}")))?;
             let instrs: usize = asm.programs.iter().map(|(_, p)| p.instrs.len()).sum();
             let _ = writeln!(
                 text,

@@ -439,8 +439,31 @@ pub fn print_assembly(programs: &[(u16, Program)]) -> String {
 impl Assembly {
     /// Check every program against a scratchpad of `scratchpad` bytes;
     /// errors point at the offending instruction (or buffer declaration's program).
-    pub fn check(&self, scratchpad: u64) -> Result<(), AsmError> {
+    /// Checks each program against a scratchpad of `scratchpad` bytes, and
+    /// its `.core` and the cores its sends and signals name against a
+    /// chiplet of `cores` cores.
+    pub fn check(&self, scratchpad: u64, cores: u32) -> Result<(), AsmError> {
         for ((core, program), positions) in self.programs.iter().zip(&self.positions) {
+            let at = |i: usize| positions.get(i).copied().unwrap_or((1, 1));
+            let beyond = |c: u16| u32::from(c) >= cores;
+            let range = format!("the chiplet has {cores} cores, 0 to {}", cores.saturating_sub(1));
+            if beyond(*core) {
+                let (line, column) = at(0);
+                return Err(AsmError { line, column, message: format!("`.core {core}`: {range}") });
+            }
+            let named = program.instrs.iter().enumerate().find_map(|(i, instr)| match *instr {
+                Instr::Send { core: c, .. } | Instr::Signal { core: Some(c), .. } if beyond(c) => Some((i, c)),
+                _ => None,
+            });
+            if let Some((i, c)) = named {
+                let (line, column) = at(i);
+                let what = instruction_text(program, &program.instrs[i]);
+                return Err(AsmError {
+                    line,
+                    column,
+                    message: format!("core {core}: `{what}` names core {c}: {range}"),
+                });
+            }
             if let Err(e) = program.check(scratchpad) {
                 let (line, column) = e.instr().and_then(|i| positions.get(i).copied()).unwrap_or((1, 1));
                 let what = e
@@ -516,10 +539,10 @@ doorbell 7
     #[test]
     fn overflowing_the_scratchpad_names_the_instruction() {
         let asm = parse(".buffer x 1024\nload x, hbm:0x0, 4096\n").unwrap();
-        let e = asm.check(1 << 20).unwrap_err();
+        let e = asm.check(1 << 20, 16).unwrap_err();
         assert_eq!((e.line, e.column), (2, 1));
         assert!(e.message.contains("`load x, hbm:0x0, 4096`: needs 4096 bytes of buffer `x`, which holds 1024"), "{e}");
-        let e = asm.check(512).unwrap_err();
+        let e = asm.check(512, 16).unwrap_err();
         assert!(e.message.contains("past the scratchpad"), "{e}");
     }
 

@@ -21,7 +21,7 @@
 //! store y, hbm:0x200000, 256
 //! ";
 //! let assembly = isa::asm::parse(text).unwrap();
-//! assembly.check(4 << 20).unwrap();
+//! assembly.check(4 << 20, 16).unwrap();
 //! let program = &assembly.programs[0].1;
 //! let waits: Vec<u32> = program.dependencies()[2].iter().map(|d| d.on).collect();
 //! assert_eq!(waits, vec![0, 1]); // the matmul waits for both loads

@@ -32,6 +32,12 @@ fn a_system_past_the_core_limit_is_refused_and_the_limit_can_be_raised() {
     );
     let out = npusim(&["validate", &raised]);
     assert!(!out.stderr.contains("node.cards"), "{}", out.stderr);
+    // A matrix engine of 2^32 x 2^32 PEs used to pass.
+    let array = file(
+        "array.toml",
+        "base = \"sovereign-node\"\nname = \"x\"\n[node.card.chiplet.core.matrix]\nrows = 4294967295\ncols = 4096\n",
+    );
+    refused(&["validate", &array], &["array.toml:4:8", "matrix.rows", "at most 1024", "array.toml:5:8", "matrix.cols"]);
 }
 
 #[test]
@@ -68,4 +74,66 @@ fn microbenchmarks_refuse_sizes_that_would_hang_or_wrap_the_clock() {
     refused(&["micro", "cpu", "--bytes", &max], &["--bytes", "1 PiB"]);
     let trace = file("late.trc", &format!("0 0x0 R\n{max} 0x40 R\n"));
     refused(&["micro", "memory", "--trace", &trace], &["late.trc:2:1", "at most 1099511627776"]);
+}
+
+#[test]
+fn programs_naming_cores_past_the_chiplet_are_refused_by_check_and_run() {
+    // A send to a missing core used to run in 0 cycles, and `asm check`
+    // passed a `.core` that `asm run` refused.
+    let example = include_str!("../../isa/examples/two_core_pipeline.s");
+    let send = file("send99.s", &example.replace("core1:0x0", "core99:0x0"));
+    let core = file("core999.s", &example.replace(".core 1\n", ".core 999\n"));
+    for command in ["check", "run"] {
+        refused(&["asm", command, &send], &["send99.s:10:1", "names core 99", "16 cores, 0 to 15"]);
+        refused(&["asm", command, &core], &["core999.s:", "`.core 999`", "16 cores"]);
+    }
+}
+
+#[test]
+fn step_traces_with_absurd_kernels_or_transfers_are_refused_by_line_and_field() {
+    use serde_json::{Value, json};
+    let example = include_str!("../../traces/examples/axk1-decode-b4.jsonl");
+    // In the first op with a transfer, or the first GEMM: the value at a JSON
+    // pointer made absurd, and the field the error must name.
+    let cases = [
+        ("/transfers/0/bytes", json!(100_000_000_000_000_000u64), "transfers[0].bytes"),
+        ("/compute/0/kernel/n", json!(4_000_000_000u64), "compute[0].kernel"),
+        ("/compute/0/kernel/rows", json!([4_000_000_000u64]), "compute[0].kernel"),
+    ];
+    for (pointer, value, field) in cases {
+        let mut lines: Vec<String> = example.lines().map(str::to_string).collect();
+        let wanted = |op: &Value| match pointer.split('/').nth(1) {
+            Some("transfers") => op["transfers"].as_array().is_some_and(|t| !t.is_empty()),
+            _ => op["compute"][0]["kernel"]["kind"] == "gemm",
+        };
+        let (i, mut op) = lines
+            .iter()
+            .enumerate()
+            .skip(1)
+            .map(|(i, l)| (i, serde_json::from_str::<Value>(l).unwrap()))
+            .find(|(_, op)| wanted(op))
+            .unwrap();
+        *op.pointer_mut(pointer).unwrap() = value;
+        lines[i] = op.to_string();
+        let trace = file("absurd.jsonl", &(lines.join("\n") + "\n"));
+        let line = format!("absurd.jsonl:{}:", i + 1);
+        refused(&["trace", "replay", &trace, "--hw", "sovereign-node"], &[&line, field]);
+    }
+}
+
+#[test]
+fn a_model_whose_counts_would_wrap_is_refused_by_field() {
+    // Its parameter total used to wrap and print smaller than its parts.
+    let config = file(
+        "big.toml",
+        "name = \"big\"\ndescription = \"x\"\nhidden = 4294967295\nlayers = 4294967295\nvocab = 4294967295\n\
+         tie_embeddings = false\npost_mlp_norm = false\nmtp_layers = 0\n\
+         [attention]\nkind = \"gqa\"\nheads = 64\nkv_heads = 8\nhead_dim = 128\n\
+         [ffn]\ndense_layers = 0\ndense_intermediate = 4294967295\nrouted_experts = 0\nshared_experts = 0\n\
+         experts_per_token = 0\nexpert_intermediate = 0\n",
+    );
+    refused(
+        &["model", "show", &config],
+        &["big.toml:3:10", "`hidden`: expected at most 131072", "`layers`", "`vocab`", "ffn.dense_intermediate"],
+    );
 }

@@ -109,6 +109,14 @@ pub const NODE_KINDS: [&str; 11] = [
     "BATCH_NODE",
     "CHECKPOINT_NODE",
 ];
+/// The size attributes npusim reads, the most each may be, and its unit:
+/// 2^46 FLOPs (7e13: a GEMM of that many lowers to `MAX_TILES` tiles of
+/// 2 x 64 x 64 x 128 FLOPs), 1 TiB moved.
+const SIZE_ATTRIBUTES: [(&str, u64, &str); 3] = [
+    ("num_ops", workloads::graph::MAX_TILES << 20, "FLOPs"),
+    ("tensor_size", workloads::graph::MAX_TRANSFER_BYTES, "bytes"),
+    ("comm_size", workloads::graph::MAX_TRANSFER_BYTES, "bytes"),
+];
 /// Chakra's `CollectiveCommType`s, by number.
 pub const COLLECTIVES: [&str; 10] = [
     "ALL_REDUCE",
@@ -140,6 +148,20 @@ impl Node {
             _ => return None,
         };
         u64::try_from(v).ok()
+    }
+    /// The first size attribute that is present but not a whole number in
+    /// range, described: a negative or absurd size is an error, never
+    /// taken for a missing one.
+    fn bad_size(&self) -> Option<String> {
+        SIZE_ATTRIBUTES.iter().find_map(|&(name, limit, what)| {
+            let value = self.attr.iter().find(|a| a.name == name)?.value.as_ref()?;
+            match self.int(name) {
+                Some(v) if v <= limit => None,
+                _ => Some(format!(
+                    "attribute `{name}`: expected a whole number of {what} from 0 to {limit}, found {value:?}"
+                )),
+            }
+        })
     }
     fn flag(&self, name: &str) -> bool {
         self.attr.iter().any(|a| a.name == name && a.value == Some(Value::Bool(true)))
@@ -269,6 +291,9 @@ pub fn import(ranks: &[(String, Vec<Node>)]) -> Result<Imported, InputError> {
         let mut waiting = HashMap::new();
         let mut dependents: HashMap<u64, Vec<u64>> = HashMap::new();
         for n in nodes {
+            if let Some(problem) = n.bad_size() {
+                return Err(InputError::general(source, format!("node {}: {problem}", n.id)));
+            }
             let deps: BTreeSet<u64> = n.deps().filter(|d| *d != n.id).collect();
             if let Some(d) = deps.iter().find(|d| !by_id.contains_key(d)) {
                 return Err(InputError::general(
@@ -631,6 +656,25 @@ mod tests {
         let flops = 2 * shards[0].kernel.macs();
         assert!((flops as f64 / (2u64 << 30) as f64 - 1.0).abs() < 0.01, "{flops}");
         assert_eq!(shards[0].kernel.weight_bytes(), 8 << 20);
+    }
+
+    #[test]
+    fn negative_or_absurd_sizes_are_errors_not_missing_attributes() {
+        // -5 and 1e23 FLOPs used to read as "without num_ops", and a comm_size
+        // of i64::MAX exhausted memory.
+        for (name, value) in [
+            ("num_ops", Value::Int64(-5)),
+            ("num_ops", Value::Double(1e23)),
+            ("comm_size", Value::Int64(i64::MAX)),
+            ("tensor_size", Value::Double(-1.0)),
+        ] {
+            let mut nodes = rank(0);
+            nodes[0].attr.retain(|a| a.name != name);
+            nodes[0].attr.push(attr(name, value.clone()));
+            let e = import(&[("r0.et".into(), nodes.clone()), ("r1.et".into(), nodes)]).unwrap_err().to_string();
+            assert!(e.contains("r0.et") && e.contains(&format!("node 0: attribute `{name}`")), "{e}");
+            assert!(e.contains("expected a whole number"), "{e}");
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use std::io::{BufRead, Write};
 use workloads::RecordedStep;
 use workloads::build::RequestStep;
-use workloads::graph::{Kernel, Op, OpBody, OpClass, Shard, StepGraph, Transfer};
+use workloads::graph::{Kernel, MAX_TILES, MAX_TRANSFER_BYTES, Op, OpBody, OpClass, Shard, StepGraph, Transfer};
 use workloads::model::ModelConfig;
 use workloads::sampling::SampleWork;
 use workloads::workload::WorkloadSpec;
@@ -218,11 +218,24 @@ fn check_op(source: &str, line: usize, op: OpLine, expected_id: u64, devices: u3
                 if let Some(size) = shard.kernel.zero_dimension() {
                     return Err(fail(&format!("compute[{i}].kernel.{size}"), "expected at least 1, found 0".into()));
                 }
+                let tiles = shard.kernel.smallest_tiles();
+                if tiles > MAX_TILES {
+                    return Err(fail(
+                        &format!("compute[{i}].kernel"),
+                        format!("expected a kernel of at most {MAX_TILES} tiles at the smallest tiling, found {tiles}"),
+                    ));
+                }
             }
             OpBody::Compute(shards)
         }
         (None, Some(transfers), None) => {
             for (i, t) in transfers.iter().enumerate() {
+                if t.bytes > MAX_TRANSFER_BYTES {
+                    return Err(fail(
+                        &format!("transfers[{i}].bytes"),
+                        format!("expected at most {MAX_TRANSFER_BYTES} bytes (1 TiB), found {}", t.bytes),
+                    ));
+                }
                 for (end, endpoint) in [("from", t.from), ("to", t.to)] {
                     if let models::fabric::Endpoint::Device(d) = endpoint
                         && d >= devices

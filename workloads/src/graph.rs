@@ -117,6 +117,14 @@ pub enum Kernel {
     Embedding { rows: u32, cols: u32, dtype: Dtype },
 }
 
+/// The most bytes one transfer may move: 1 TiB, 16 M chunks of the
+/// fabric's default 64 KiB.
+pub const MAX_TRANSFER_BYTES: u64 = 1 << 40;
+
+/// The most tiles ([`Kernel::smallest_tiles`]) a kernel may need: its
+/// programs are held in memory whole, and 2^26 tiles take gigabytes.
+pub const MAX_TILES: u64 = 1 << 26;
+
 impl Kernel {
     /// Multiply-accumulates the kernel performs.
     pub fn macs(&self) -> u64 {
@@ -126,6 +134,35 @@ impl Kernel {
                 requests as u64 * heads as u64 * visible_pairs(queries, context) * (qk_dim + v_dim) as u64
             }
             _ => 0,
+        }
+    }
+
+    /// Tiles at the smallest tiling the lowering uses (64 x 64 x 128 for a
+    /// GEMM, 64 rows by 64 keys for attention, 4,096 elements for the
+    /// vector kernels): a measure of the programs lowering would hold, to
+    /// refuse an absurd kernel before lowering it ([`MAX_TILES`]).
+    pub fn smallest_tiles(&self) -> u64 {
+        let elements = |rows: u32, cols: u32| (rows as u64 * cols as u64).div_ceil(4096);
+        match *self {
+            Kernel::Gemm { ref rows, n, k, .. } => rows
+                .iter()
+                .map(|&m| (m as u64).div_ceil(64).saturating_mul((n as u64).div_ceil(64)))
+                .fold(0u64, |sum, t| sum.saturating_add(t))
+                .saturating_mul((k as u64).div_ceil(128)),
+            Kernel::Attention { requests, queries, context, heads, kv_heads, .. } => {
+                let rows = queries as u64 * (heads as u64).div_ceil(kv_heads.max(1) as u64);
+                (requests as u64 * kv_heads as u64)
+                    .saturating_mul(rows.div_ceil(64))
+                    .saturating_mul((context as u64).div_ceil(64))
+            }
+            Kernel::RmsNorm { rows, cols, .. }
+            | Kernel::Rotary { rows, cols, .. }
+            | Kernel::SwiGlu { rows, cols, .. }
+            | Kernel::Softmax { rows, cols, .. }
+            | Kernel::Embedding { rows, cols, .. }
+            | Kernel::TopK { rows, cols, .. }
+            | Kernel::Sample { rows, cols, .. } => elements(rows, cols),
+            Kernel::Add { elems, inputs, .. } => elems.div_ceil(4096).saturating_mul(inputs.max(1) as u64),
         }
     }
 

@@ -230,6 +230,33 @@ pub fn validate_model(m: &ModelConfig) -> Vec<Invalid> {
         }
     }
     let f = &m.ffn;
+    let mut sizes = vec![
+        ("hidden", m.hidden, 1 << 17),
+        ("layers", m.layers, 1 << 10),
+        ("vocab", m.vocab, 1 << 22),
+        ("attention.heads", m.attention.heads(), 1 << 10),
+        ("ffn.dense_intermediate", f.dense_intermediate, 1 << 20),
+        ("ffn.expert_intermediate", f.expert_intermediate, 1 << 20),
+        ("ffn.routed_experts", f.routed_experts, 1 << 12),
+        ("ffn.shared_experts", f.shared_experts, 1 << 6),
+    ];
+    match m.attention {
+        Attention::Mla { q_lora_rank, kv_lora_rank, qk_rope_dim, qk_nope_dim, v_dim, .. } => sizes.extend([
+            ("attention.q_lora_rank", q_lora_rank, 1 << 14),
+            ("attention.kv_lora_rank", kv_lora_rank, 1 << 14),
+            ("attention.qk_rope_dim", qk_rope_dim, 1 << 12),
+            ("attention.qk_nope_dim", qk_nope_dim, 1 << 12),
+            ("attention.v_dim", v_dim, 1 << 12),
+        ]),
+        Attention::Gqa { head_dim, .. } => sizes.push(("attention.head_dim", head_dim, 1 << 12)),
+    }
+    // Far past any published model, and low enough that no parameter or
+    // cache count derived from them wraps a 64-bit integer.
+    for (path, v, limit) in sizes {
+        if v > limit {
+            out.push(Invalid::new(path, format!("expected at most {limit}, found {v}")));
+        }
+    }
     if f.routed_experts > 0 && (f.experts_per_token == 0 || f.experts_per_token > f.routed_experts) {
         out.push(Invalid::new(
             "ffn.experts_per_token",

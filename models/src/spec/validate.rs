@@ -5,6 +5,9 @@ use crate::input::Invalid;
 use crate::noc::TopologyKind;
 use sim_core::Time;
 
+/// The longest side of a matrix engine: 1,024 PEs, eight times TPU v4's 128.
+const MAX_ARRAY_SIDE: u32 = 1024;
+
 /// Every problem with `spec`, each naming its field path.
 pub fn validate(spec: &SystemSpec) -> Vec<Invalid> {
     let mut out = Vec::new();
@@ -34,6 +37,14 @@ pub fn validate(spec: &SystemSpec) -> Vec<Invalid> {
         at_least_one("node.card.chiplet.core.dma.queue_depth", c.core.dma.queue_depth.into());
         at_least_one("node.card.chiplet.core.queue_depth", c.core.queue_depth.into());
         at_least_one("node.card.chiplet.core.dma.max_outstanding", c.core.dma.max_outstanding.into());
+        for (path, n) in [("rows", c.core.matrix.rows), ("cols", c.core.matrix.cols)] {
+            if n > MAX_ARRAY_SIDE {
+                out.push(Invalid::new(
+                    format!("node.card.chiplet.core.matrix.{path}"),
+                    format!("expected at most {MAX_ARRAY_SIDE} (a systolic array of a million PEs), found {n}"),
+                ));
+            }
+        }
         if !(1..=2).contains(&c.core.dma.multicast) {
             out.push(Invalid::new(
                 "node.card.chiplet.core.dma.multicast",

@@ -121,11 +121,7 @@ pub fn attention(spec: &SystemSpec, bench: AttentionBench) -> Result<AttentionRu
     if let Some(zero) = kernel.zero_dimension() {
         return Err(format!("{zero} must be at least 1"));
     }
-    let rows = b.queries as u64 * (b.heads / b.kv_heads) as u64;
-    let tiles = (b.requests as u64 * b.kv_heads as u64)
-        .saturating_mul(rows.div_ceil(64))
-        .saturating_mul((b.context as u64).div_ceil(64));
-    super::programs::within_tiles(tiles, "requests x queries x heads x context")?;
+    super::programs::within_tiles(&kernel, "requests x queries x heads x context")?;
     let programs = KernelCompiler::new(target.clone())
         .lower(&kernel, Tensors { weights: 0, activations: 1 << 40 })
         .map_err(|e| format!("{e:?}"))?;

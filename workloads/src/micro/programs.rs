@@ -2,6 +2,7 @@
 //! whole machine (sequencer, cores, memory), with the figures an architect checks.
 
 use super::driver::Driver;
+use crate::graph::MAX_TILES;
 use crate::kernels::CoreTarget;
 use isa::Program;
 use models::machine::{self, Options};
@@ -13,13 +14,10 @@ use sim_core::{ComponentStats, SystemBuilder, Time};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// Tiles of the smallest size the lowering uses that a microbenchmark's
-/// kernel may need at most: its programs are held in memory whole.
-const MAX_TILES: u64 = 1 << 26;
-
-/// Refuse a kernel whose smallest tiling would have more than [`MAX_TILES`]
-/// tiles (`what` names its sizes), before lowering it.
-pub(super) fn within_tiles(tiles: u64, what: &str) -> Result<(), String> {
+/// Refuse a kernel whose smallest tiling would have more than
+/// [`MAX_TILES`] tiles (`what` names its sizes), before lowering it.
+pub(super) fn within_tiles(kernel: &crate::graph::Kernel, what: &str) -> Result<(), String> {
+    let tiles = kernel.smallest_tiles();
     if tiles > MAX_TILES {
         return Err(format!(
             "{what}: {tiles} tiles at the smallest tiling, more than the {MAX_TILES} a microbenchmark simulates; \
