@@ -16,7 +16,7 @@ pub struct WorkloadSpec {
     pub name: String,
     #[serde(default)]
     pub description: String,
-    /// A model config shipped with npusim (`npusim models`), or a model
+    /// A model config shipped with npusim (`npusim presets` lists them), or a model
     /// file (`.toml`, or a Hugging Face `config.json`) relative to the workload file.
     pub model: String,
     pub scenario: Scenario,
@@ -583,7 +583,7 @@ fn validate(w: &WorkloadSpec) -> Vec<Invalid> {
         out.push(Invalid::new(
             "model",
             format!(
-                "expected the name of a shipped model (see `npusim models`) or a model file ending in .toml or \
+                "expected the name of a shipped model (see `npusim presets`) or a model file ending in .toml or \
                  .json, found \"{}\"",
                 w.model
             ),
