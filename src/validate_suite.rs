@@ -67,11 +67,11 @@ fn measure(setup: &Setup) -> Result<Measured, Failure> {
     let spec = hardware(setup.hardware())?;
     let kernel = |flops: f64, bytes_per_s: f64| Measured::Kernel { flops, bytes_per_s };
     match *setup {
-        Setup::Run { ref workload, .. } => {
+        Setup::Run { ref workload, engines, .. } => {
             let source = format!("validation/{workload}");
             let w = inputs::workload_file(&source, &embedded)?;
             let result = workloads::run(&spec, &w, SEED).map_err(|e| Failure::Input(format!("{source}: {e}")))?;
-            Ok(Measured::Serving(Box::new(reports::Report::new(&result, 0.0))))
+            Ok(Measured::Serving { report: Box::new(reports::Report::new(&result, 0.0)), engines })
         }
         Setup::Gemm { m, n, k, dtype, .. } => {
             let bench = GemmBench { m, n, k, dtype, cores: None, compute_only: false };

@@ -48,8 +48,16 @@ pub enum Role {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Setup {
-    /// `npusim run` of a workload file of the suite.
-    Run { hardware: String, workload: String },
+    /// `npusim run` of a workload file of the suite. `engines`: the
+    /// published system ran this many copies of it side by side, sharing
+    /// nothing (as MLPerf's TP 2 engines of a node do); its rates are the
+    /// copy's times `engines`, its latencies and energy per token the copy's.
+    Run {
+        hardware: String,
+        workload: String,
+        #[serde(default = "one", skip_serializing_if = "is_one")]
+        engines: u32,
+    },
     /// `npusim micro gemm`.
     Gemm { hardware: String, m: u32, n: u32, k: u32, dtype: Dtype },
     /// `npusim micro attention --form mla`: absorbed MLA decode, with
@@ -69,6 +77,14 @@ pub enum Setup {
 
 fn one_query() -> u32 {
     1
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 impl Setup {
@@ -178,14 +194,15 @@ impl Metric {
             (Metric::Tflops, Measured::Kernel { flops, .. }) => return Some(flops / 1e12),
             (Metric::GbPerS, Measured::Kernel { bytes_per_s, .. }) => return Some(bytes_per_s / 1e9),
             (_, Measured::Kernel { .. }) => return None,
-            (_, Measured::Serving(r)) => r,
+            (_, Measured::Serving { report, engines }) => (report, f64::from(*engines)),
         };
+        let (r, engines) = r;
         let nodes = f64::from(r.hardware.nodes.max(1));
         match self {
-            Metric::SteadyTokensPerS => r.steady_state.map(|s| s.tokens_per_s),
-            Metric::SteadyTokensPerSPerNode => r.steady_state.map(|s| s.tokens_per_s / nodes),
-            Metric::TokensPerSPerNode => Some(r.throughput_tokens_per_s / nodes),
-            Metric::FullBatchTokensPerSPerNode => r.full_batch.map(|s| s.tokens_per_s / nodes),
+            Metric::SteadyTokensPerS => r.steady_state.map(|s| s.tokens_per_s * engines),
+            Metric::SteadyTokensPerSPerNode => r.steady_state.map(|s| s.tokens_per_s * engines / nodes),
+            Metric::TokensPerSPerNode => Some(r.throughput_tokens_per_s * engines / nodes),
+            Metric::FullBatchTokensPerSPerNode => r.full_batch.map(|s| s.tokens_per_s * engines / nodes),
             Metric::TtftMeanS => r.latency.ttft_s.map(|d| d.mean),
             Metric::TpotMeanS => r.latency.tpot_s.map(|d| d.mean),
             Metric::TpotP99S => r.latency.tpot_s.map(|d| d.p99),
@@ -199,12 +216,10 @@ impl Metric {
 /// What a setup gave: a serving run's report, or a kernel's achieved rates.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Measured {
-    Serving(Box<Report>),
+    /// A run's report, and the copies of it the published system ran.
+    Serving { report: Box<Report>, engines: u32 },
     /// FLOP/s, and compulsory bytes per second (as the kernels' authors count them).
-    Kernel {
-        flops: f64,
-        bytes_per_s: f64,
-    },
+    Kernel { flops: f64, bytes_per_s: f64 },
 }
 
 fn validate(case: &Case) -> Vec<Invalid> {
