@@ -79,18 +79,26 @@ pub fn workload_file(arg: &str, read: &dyn Fn(&str) -> Result<String, Failure>) 
         workloads::model::load_model_file(&path, &text)
     };
     let mut workload = workloads::workload::load_workload_with(arg, &read(arg)?, &model_file)?;
-    if let workloads::workload::Routing::Histogram { file, counts } = &mut workload.spec.routing {
+    // A file the workload names that cannot be read: the error names the field that names it.
+    let named = |field: &str, file: &str| {
         let path = beside(file);
+        read(&path).map(|text| (path, text)).map_err(|e| match e {
+            Failure::Input(why) => Failure::Input(format!("{arg}: field `{field}` = \"{file}\": {why}")),
+            other => other,
+        })
+    };
+    if let workloads::workload::Routing::Histogram { file, counts } = &mut workload.spec.routing {
+        let (path, text) = named("routing.file", file)?;
         let m = &workload.model;
-        *counts = workloads::routing::parse_histogram(&path, &read(&path)?, m.ffn.routed_experts, m.moe_layers())?;
+        *counts = workloads::routing::parse_histogram(&path, &text, m.ffn.routed_experts, m.moe_layers())?;
     }
     if let Some(workloads::workload::Requests::Trace { file, rows, .. }) = &mut workload.spec.requests {
-        let path = beside(file);
-        *rows = traces::requests::parse(&path, &read(&path)?)?.1;
+        let (path, text) = named("requests.file", file)?;
+        *rows = traces::requests::parse(&path, &text)?.1;
     }
     if let Some(lengths) = workload.spec.requests.as_mut().and_then(|r| r.lengths_mut()) {
-        let path = beside(&lengths.file);
-        let requests = traces::requests::parse(&path, &read(&path)?)?.1;
+        let (path, text) = named("requests.lengths", &lengths.file)?;
+        let requests = traces::requests::parse(&path, &text)?.1;
         lengths.rows = requests.iter().map(|r| (r.prompt_tokens, r.output_tokens)).collect();
     }
     Ok(workload)

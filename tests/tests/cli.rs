@@ -251,3 +251,17 @@ fn validate_makes_every_check_run_makes_and_both_name_the_inputs() {
     assert_eq!(out.status, 2, "{}", out.stderr);
     assert!(out.stderr.contains("on h100-node: plan.attention_tensor_parallel = 3"), "{}", out.stderr);
 }
+
+#[test]
+fn a_missing_file_a_workload_names_is_reported_with_the_field_that_names_it() {
+    let base = "base = \"axk1-decode\"\nname = \"x\"\n[requests]\n";
+    let trace = file("trace.toml", &format!("{base}arrivals = \"trace\"\nfile = \"missing.csv\"\n"));
+    let lengths = file("lengths.toml", &format!("{base}arrivals = \"offline\"\ncount = 4\nlengths = \"nolen.csv\"\n"));
+    for (w, field, name) in [(&trace, "requests.file", "missing.csv"), (&lengths, "requests.lengths", "nolen.csv")] {
+        let out = npusim(&["run", "--workload", w]);
+        assert_eq!(out.status, 2, "{}", out.stderr);
+        let expected = format!("{w}: field `{field}` = \"{name}\": ");
+        assert!(out.stderr.contains(&expected), "`{expected}` missing from: {}", out.stderr);
+        assert!(out.stderr.contains("cannot read the file"), "{}", out.stderr);
+    }
+}
