@@ -67,16 +67,12 @@ pub enum Setup {
         batch: u32,
         heads: u32,
         context: u32,
-        #[serde(default = "one_query")]
+        #[serde(default = "one")]
         queries: u32,
         dtype: Dtype,
     },
     /// `npusim micro attention --form mha`: causal prefill.
     Prefill { hardware: String, batch: u32, queries: u32, heads: u32, head_dim: u32, dtype: Dtype },
-}
-
-fn one_query() -> u32 {
-    1
 }
 
 fn one() -> u32 {

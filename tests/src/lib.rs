@@ -24,6 +24,16 @@ pub fn npusim(args: &[&str]) -> Output {
     Output { status, stdout: String::from_utf8_lossy(&out).into(), stderr: String::from_utf8_lossy(&err).into() }
 }
 
+/// Runs `npusim ARGS...` and checks that it refuses the input: exit status
+/// 2, and a message that contains each of `expected`.
+pub fn refused(args: &[&str], expected: &[&str]) {
+    let out = npusim(args);
+    assert_eq!(out.status, 2, "{args:?} exited {}: {}", out.status, out.stderr);
+    for e in expected {
+        assert!(out.stderr.contains(e), "{args:?}: `{e}` missing from: {}", out.stderr);
+    }
+}
+
 /// A fresh, empty directory for one test.
 pub fn scratch(name: &str) -> PathBuf {
     static NEXT: AtomicU32 = AtomicU32::new(0);

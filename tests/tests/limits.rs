@@ -3,16 +3,7 @@
 //! and what is allowed. Each of these used to hang, exhaust memory, panic or
 //! print a wrong answer.
 
-use npusim_tests::{file, npusim};
-
-/// Runs the binary and checks that it refuses, naming each of `expected`.
-fn refused(args: &[&str], expected: &[&str]) {
-    let out = npusim(args);
-    assert_eq!(out.status, 2, "{args:?} exited {}: {}", out.status, out.stderr);
-    for e in expected {
-        assert!(out.stderr.contains(e), "{args:?}: `{e}` missing from: {}", out.stderr);
-    }
-}
+use npusim_tests::{file, npusim, refused};
 
 #[test]
 fn a_system_past_the_core_limit_is_refused_and_the_limit_can_be_raised() {
