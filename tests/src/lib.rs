@@ -3,8 +3,7 @@
 //! The tests live in `tests/`; this library holds what they share: running
 //! the command line in-process, scratch directories, and small workloads.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::path::Path;
 use workloads::lengths::Length;
 
 /// What a command-line run returned.
@@ -34,21 +33,65 @@ pub fn refused(args: &[&str], expected: &[&str]) {
     }
 }
 
-/// A fresh, empty directory for one test.
-pub fn scratch(name: &str) -> PathBuf {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("npusim-test-{}-{n}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("the temporary directory is writable");
-    dir
+/// A fresh, empty directory for one test, removed when it is dropped.
+#[derive(Debug)]
+pub struct Scratch(tempfile::TempDir);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        self.0.path()
+    }
 }
 
-/// Write `text` to `name` in a fresh scratch directory; returns the path as a string.
-pub fn file(name: &str, text: &str) -> String {
-    let path = scratch(name).join(name);
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+/// A fresh, empty directory for one test, removed when it is dropped.
+pub fn scratch(name: &str) -> Scratch {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("npusim-test-{name}-"))
+        .tempdir()
+        .expect("the temporary directory is writable");
+    Scratch(dir)
+}
+
+/// A file written into its own scratch directory; both go when it is dropped.
+/// It reads as its path (`&file` where a `&str` argument is expected).
+#[derive(Debug)]
+pub struct ScratchFile {
+    _dir: Scratch,
+    path: String,
+}
+
+impl std::ops::Deref for ScratchFile {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.path
+    }
+}
+
+impl AsRef<Path> for ScratchFile {
+    fn as_ref(&self) -> &Path {
+        Path::new(&self.path)
+    }
+}
+
+impl std::fmt::Display for ScratchFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.path)
+    }
+}
+
+/// Write `text` to `name` in a fresh scratch directory.
+pub fn file(name: &str, text: &str) -> ScratchFile {
+    let dir = scratch(name);
+    let path = dir.join(name);
     std::fs::write(&path, text).expect("the temporary directory is writable");
-    path.to_string_lossy().into_owned()
+    ScratchFile { _dir: dir, path: path.to_string_lossy().into_owned() }
 }
 
 /// A shipped hardware preset.

@@ -231,7 +231,7 @@ fn validate_makes_every_check_run_makes_and_both_name_the_inputs() {
     let kv0 = file("kv0.toml", &format!("{base}[serving]\nkv_memory = \"0 B\"\n"));
     for (w, field) in [(&tp7, "attention_tensor_parallel = 7"), (&ep7, "expert_parallel = 7"), (&kv0, "kv_memory")] {
         let named = format!("{w} on sovereign-node: ");
-        for args in [&["validate", w.as_str()][..], &["run", "--workload", w.as_str()][..]] {
+        for args in [&["validate", &w[..]][..], &["run", "--workload", &w[..]][..]] {
             refused(args, &[&named, field]);
         }
     }

@@ -222,7 +222,8 @@ fn the_asm_command_line_runs_checks_and_round_trips_programs() {
         "{}",
         out.stderr
     );
-    let image = scratch("image").join("p.bin");
+    let dir = scratch("image");
+    let image = dir.join("p.bin");
     assert_eq!(npusim(&["asm", "encode", path, image.to_str().unwrap()]).status, 0);
     let decoded = npusim(&["asm", "decode", image.to_str().unwrap()]);
     let original = isa::asm::parse(&std::fs::read_to_string(path).unwrap()).unwrap().programs;

@@ -144,7 +144,8 @@ fn the_shipped_sample_trace_reads_and_matches_its_generator() {
     let (form, rows) = traces::requests::parse("azure-sample.csv", text).unwrap();
     assert_eq!(form, traces::requests::Form::Azure);
     assert_eq!(rows.len(), 1000);
-    let out = scratch("sample").join("again.csv");
+    let dir = scratch("sample");
+    let out = dir.join("again.csv");
     let o = npusim(&[
         "requests",
         "--workload",

@@ -50,7 +50,8 @@ fn the_shipped_samples_are_what_trace_gen_writes() {
     for name in ["axk1-decode-b4", "axk1-prefill-512"] {
         let dir = format!("{}/../traces/examples", env!("CARGO_MANIFEST_DIR"));
         let shipped = std::fs::read_to_string(format!("{dir}/{name}.jsonl")).unwrap();
-        let out = scratch(name).join("t.jsonl");
+        let tmp = scratch(name);
+        let out = tmp.join("t.jsonl");
         let written =
             npusim(&["trace", "gen", "--workload", &format!("{dir}/{name}.toml"), "--out", out.to_str().unwrap()]);
         assert_eq!(written.status, 0, "{}", written.stderr);

@@ -6,7 +6,7 @@ fn refused(text: &str) -> String {
     let path = file("spec.toml", text);
     let out = npusim(&["validate", &path]);
     assert_eq!(out.status, 2, "stdout: {}\nstderr: {}", out.stdout, out.stderr);
-    assert!(out.stderr.contains(&path), "the file is named: {}", out.stderr);
+    assert!(out.stderr.contains(&path[..]), "the file is named: {}", out.stderr);
     out.stderr
 }
 
