@@ -15,6 +15,7 @@ mod micro_cmd;
 mod model_cmd;
 mod output;
 mod requests_cmd;
+mod run_dir;
 mod trace_cmd;
 mod validate_suite;
 
@@ -137,13 +138,13 @@ struct LowerArgs {
 }
 
 #[derive(clap::Args, Debug)]
-struct RunArgs {
+pub(crate) struct RunArgs {
     /// Hardware: a preset name or a TOML file.
     #[arg(long, default_value = models::presets::DEFAULT)]
-    hw: String,
+    pub(crate) hw: String,
     /// Workload: a preset name or a TOML file.
     #[arg(long, default_value = workloads::DEFAULT_WORKLOAD)]
-    workload: String,
+    pub(crate) workload: String,
     /// Print the report as JSON instead of the summary.
     #[arg(long)]
     json: bool,
@@ -152,7 +153,7 @@ struct RunArgs {
     out: Option<PathBuf>,
     /// Seed of the random draws (MoE routing).
     #[arg(long, default_value_t = 1)]
-    seed: u64,
+    pub(crate) seed: u64,
 }
 
 /// How a command failed: bad input (exit status 2) or a failure to write output (1).
@@ -248,39 +249,28 @@ fn simulate(args: RunArgs, command_line: &[String], text: &mut String) -> Result
     let result = workloads::run(&hardware, &workload, args.seed).map_err(|e| on_system(&args.workload, &args.hw, e))?;
     let report = reports::Report::new(&result, started.elapsed().as_secs_f64());
     if let Some(dir) = &args.out {
-        output::create_dir(dir)?;
-        output::write_atomically(&dir.join("report.json"), &report.to_json())?;
-        output::write_atomically(&dir.join("requests.csv"), &reports::requests_csv(&result))?;
-        output::write_atomically(&dir.join("hardware.toml"), &toml_text(&hardware))?;
-        output::write_atomically(&dir.join("workload.toml"), &toml_text(&workload.spec))?;
-        let manifest = serde_json::json!({
-            "npusim_version": env!("CARGO_PKG_VERSION"),
-            "git_revision": env!("NPUSIM_GIT_REVISION"),
-            "seed": args.seed,
-            "hardware": args.hw,
-            "workload": args.workload,
-            "command_line": command_line,
-        });
-        let mut text = serde_json::to_string_pretty(&manifest).expect("the manifest serialises");
-        text.push('\n');
-        output::write_atomically(&dir.join("manifest.json"), &text)?;
+        let run = run_dir::Run {
+            args: &args,
+            command_line,
+            hardware: &hardware,
+            workload: &workload,
+            result: &result,
+            report: &report,
+        };
+        run_dir::write(dir, &run)?;
     }
     if args.json {
         text.push_str(&report.to_json());
     } else {
         text.push_str(&reports::summary(&report));
         if let Some(dir) = &args.out {
-            let _ = writeln!(
-                text,
-                "  wrote report.json, requests.csv, hardware.toml, workload.toml and manifest.json to {}",
-                dir.display()
-            );
+            let _ = writeln!(text, "  wrote {} to {}", run_dir::WRITTEN, dir.display());
         }
     }
     Ok(())
 }
 
-fn toml_text<T: serde::Serialize>(value: &T) -> String {
+pub(crate) fn toml_text<T: serde::Serialize>(value: &T) -> String {
     toml::to_string_pretty(value).expect("specs serialise to TOML")
 }
 

@@ -103,7 +103,6 @@ fn run_writes_the_report_resolved_inputs_and_a_manifest() {
         "average_power_w",
         "utilization",
         "bottleneck",
-        "wall_seconds",
         "events",
     ] {
         assert!(report.get(key).is_some(), "report.json lacks {key}");

@@ -465,6 +465,30 @@ pub struct Workload {
     pub model: ModelConfig,
 }
 
+impl WorkloadSpec {
+    /// Every field that names a file, relative to the workload file: the
+    /// field's path and its value, which the caller may rewrite.
+    pub fn named_files_mut(&mut self) -> Vec<(&'static str, &mut String)> {
+        let mut files = Vec::new();
+        if names_a_file(&self.model) {
+            files.push(("model", &mut self.model));
+        }
+        if let Routing::Histogram { file, .. } = &mut self.routing {
+            files.push(("routing.file", file));
+        }
+        match &mut self.requests {
+            Some(Requests::Trace { file, .. }) => files.push(("requests.file", file)),
+            Some(
+                Requests::Offline { lengths: Some(l), .. }
+                | Requests::Poisson { lengths: Some(l), .. }
+                | Requests::Gamma { lengths: Some(l), .. },
+            ) => files.push(("requests.lengths", &mut l.file)),
+            _ => {}
+        }
+        files
+    }
+}
+
 /// Workloads shipped with npusim.
 pub const WORKLOAD_PRESETS: &[(&str, &str, &str)] = &[
     (
