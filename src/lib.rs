@@ -34,6 +34,41 @@ use std::path::PathBuf;
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// How far a simulating command may go; it stops with exit status 2 at the first limit passed.
+#[derive(clap::Args, Debug)]
+struct LimitArgs {
+    /// Stop when any one simulated system has handled N events.
+    #[arg(long, global = true, value_name = "N")]
+    max_events: Option<u64>,
+    /// Stop when any one simulated system passes this simulated time, e.g. "30 s" or "500 ms".
+    #[arg(long, global = true, value_name = "TIME")]
+    max_sim_time: Option<models::units::Duration>,
+    /// Stop the command after this much wall-clock time, e.g. "60 s".
+    #[arg(long, global = true, value_name = "TIME")]
+    max_wall: Option<models::units::Duration>,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> sim_core::limits::Limits {
+        sim_core::limits::Limits {
+            max_events: self.max_events,
+            max_sim_time: self.max_sim_time.map(|d| d.time()),
+            max_wall: self.max_wall.map(|d| std::time::Duration::from_nanos(d.time().as_ps() / 1000)),
+        }
+    }
+
+    /// The option that sets `limit`, for the error message.
+    fn option(limit: sim_core::limits::Limit) -> &'static str {
+        match limit {
+            sim_core::limits::Limit::Events(_) => "--max-events",
+            sim_core::limits::Limit::SimTime(_) => "--max-sim-time",
+            sim_core::limits::Limit::Wall(_) => "--max-wall",
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -195,37 +230,12 @@ where
         }
     };
     let mut text = String::new();
-    let result = match cli.command {
-        None => simulate(
-            RunArgs {
-                hw: models::presets::DEFAULT.into(),
-                workload: workloads::DEFAULT_WORKLOAD.into(),
-                json: false,
-                out: None,
-                seed: 1,
-            },
-            &command_line,
-            &mut text,
-        ),
-        Some(Command::Run(args)) => simulate(args, &command_line, &mut text),
-        Some(Command::Validate { file, kind, hw, seed }) => validate(&file, kind, (&hw, seed), &mut text),
-        Some(Command::ValidateSuite { case, json: as_json, list }) => validation_suite(&case, as_json, list, &mut text),
-        Some(Command::Presets) => {
-            presets(&mut text);
-            Ok(())
-        }
-        Some(Command::Show { name }) => show(&name, &mut text),
-        Some(Command::Micro(command)) => micro_cmd::micro(command, &mut text),
-        Some(Command::Asm(asm)) => assembly(asm, &mut text),
-        Some(Command::Model(command)) => model_cmd::model(command, &mut text),
-        Some(Command::Trace(command)) => trace_cmd::trace(command, &mut text),
-        Some(Command::Lower(args)) => lower(args, &mut text),
-        Some(Command::Requests(args)) => requests_cmd::requests(args, &mut text),
-        Some(Command::Bench { events }) => {
-            bench(events, &mut text);
-            Ok(())
-        }
-    };
+    let limits = cli.limits.limits();
+    let result =
+        sim_core::limits::within(limits, || dispatch(cli.command, &command_line, &mut text)).unwrap_or_else(|e| {
+            let option = LimitArgs::option(e.limit);
+            Err(Failure::Input(format!("{option}: {e}; raise it, or leave {option} out")))
+        });
     if out.write_all(text.as_bytes()).and_then(|()| out.flush()).is_err() {
         return 1;
     }
@@ -238,6 +248,40 @@ where
         Err(Failure::Io(message)) => {
             let _ = writeln!(err, "error: {message}");
             1
+        }
+    }
+}
+
+fn dispatch(command: Option<Command>, command_line: &[String], text: &mut String) -> Result<(), Failure> {
+    match command {
+        None => simulate(
+            RunArgs {
+                hw: models::presets::DEFAULT.into(),
+                workload: workloads::DEFAULT_WORKLOAD.into(),
+                json: false,
+                out: None,
+                seed: 1,
+            },
+            command_line,
+            text,
+        ),
+        Some(Command::Run(args)) => simulate(args, command_line, text),
+        Some(Command::Validate { file, kind, hw, seed }) => validate(&file, kind, (&hw, seed), text),
+        Some(Command::ValidateSuite { case, json: as_json, list }) => validation_suite(&case, as_json, list, text),
+        Some(Command::Presets) => {
+            presets(text);
+            Ok(())
+        }
+        Some(Command::Show { name }) => show(&name, text),
+        Some(Command::Micro(command)) => micro_cmd::micro(command, text),
+        Some(Command::Asm(asm)) => assembly(asm, text),
+        Some(Command::Model(command)) => model_cmd::model(command, text),
+        Some(Command::Trace(command)) => trace_cmd::trace(command, text),
+        Some(Command::Lower(args)) => lower(args, text),
+        Some(Command::Requests(args)) => requests_cmd::requests(args, text),
+        Some(Command::Bench { events }) => {
+            bench(events, text);
+            Ok(())
         }
     }
 }

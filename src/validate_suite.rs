@@ -100,13 +100,17 @@ fn measure_all(setups: &[&Setup]) -> Vec<Result<Measured, Failure>> {
     order.sort_by_key(|&i| (std::cmp::Reverse(cost(setups[i])), i));
     let next = AtomicUsize::new(0);
     let results: Vec<Mutex<Option<Result<Measured, Failure>>>> = setups.iter().map(|_| Mutex::new(None)).collect();
+    // The command's --max-* limits hold on every thread.
+    let limits = sim_core::limits::current();
     rayon::scope(|scope| {
         for _ in 0..rayon::current_num_threads().min(setups.len()) {
             scope.spawn(|_| {
-                while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let measured = measure(setups[i]);
-                    *results[i].lock().expect("no measurement panics") = Some(measured);
-                }
+                sim_core::limits::carry(limits, || {
+                    while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        let measured = measure(setups[i]);
+                        *results[i].lock().expect("no measurement panics") = Some(measured);
+                    }
+                })
             });
         }
     });

@@ -209,6 +209,8 @@ impl fmt::Display for UnitError {
     }
 }
 
+impl std::error::Error for UnitError {}
+
 fn refuse(expected: &'static str, found: &str, hint: Option<&'static str>) -> UnitError {
     UnitError { expected, found: found.to_string(), hint }
 }

@@ -262,12 +262,19 @@ impl<M: 'static> System<M> {
 
     /// Handle events in order until none is left, one asks to stop, or the next
     /// lies after `limit`.
+    ///
+    /// Under [`limits::within`](crate::limits::within), passing one of its
+    /// limits ends the work there.
     pub fn run(&mut self, limit: Time) -> RunOutcome {
         let mut stop = false;
+        let bounds = crate::limits::current();
         loop {
             let Some((at, target, msg)) = self.queue.pop_due(limit) else {
                 return if self.queue.len() == 0 { RunOutcome::Idle } else { RunOutcome::LimitReached };
             };
+            if let Some(bounds) = &bounds {
+                bounds.check(self.events, at, self.now);
+            }
             self.now = at;
             self.events += 1;
             let mut ctx = Ctx { now: at, me: target, queue: &mut self.queue, stop: &mut stop };

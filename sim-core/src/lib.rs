@@ -8,6 +8,7 @@
 //!   to it through a [`Ctx`], which lets it read the time and send messages.
 //! - [`SystemBuilder`] wires components (reserve an id, hand it to senders, place
 //!   the component) and freezes them into a [`System`] that runs.
+//! - [`limits`]: how far a simulation may go (events, simulated and wall time).
 //! - Statistics primitives ([`BusyTime`], [`Histogram`], [`Stats`]) that each
 //!   component owns and hands over at the end of a run.
 //!
@@ -43,6 +44,7 @@
 pub mod bench_system;
 mod dataflow;
 mod engine;
+pub mod limits;
 mod queue;
 mod stats;
 mod time;

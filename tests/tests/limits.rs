@@ -128,3 +128,35 @@ fn a_model_whose_counts_would_wrap_is_refused_by_field() {
         &["big.toml:3:10", "`hidden`: expected at most 131072", "`layers`", "`vocab`", "ffn.dense_intermediate"],
     );
 }
+
+#[test]
+fn every_simulating_command_stops_at_the_limits_it_is_given() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../isa/examples/two_core_pipeline.s");
+    let trace = concat!(env!("CARGO_MANIFEST_DIR"), "/../traces/examples/axk1-decode-b4.jsonl");
+    let commands: [&[&str]; 7] = [
+        &["run"],
+        &["trace", "replay", trace],
+        &["micro", "gemm", "--m", "2048", "--n", "2048", "--k", "2048"],
+        &["micro", "memory"],
+        &["micro", "noc"],
+        &["asm", "run", example],
+        &["validate-suite", "--case", "P6-gemm-4096x4096x7168"],
+    ];
+    for command in commands {
+        let mut args = command.to_vec();
+        args.extend(["--max-events", "20"]);
+        refused(&args, &["--max-events: a simulation reached its limit of 20 events", "raise it"]);
+        // Given before the command, the option means the same.
+        let mut first = vec!["--max-sim-time", "10 ns"];
+        first.extend(command);
+        refused(&first, &["--max-sim-time: a simulation reached its limit of 10.000 ns of simulated time"]);
+    }
+    refused(&["run", "--max-wall", "1 ms"], &["--max-wall: the work reached its limit of 0.001 s of wall time"]);
+    refused(&["run", "--max-sim-time", "ten seconds"], &["--max-sim-time", "expected a duration such as"]);
+    // Limits the run stays within change nothing.
+    let plain = npusim(&["run", "--json"]);
+    let bounded =
+        npusim(&["run", "--json", "--max-events", "100000000", "--max-sim-time", "10 s", "--max-wall", "600 s"]);
+    assert_eq!(bounded.status, 0, "{}", bounded.stderr);
+    assert!(plain.stdout == bounded.stdout);
+}
