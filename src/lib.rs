@@ -89,6 +89,7 @@ enum Command {
     },
     /// Check a hardware spec or workload file; exit status 2 if it is bad.
     Validate {
+        /// The hardware spec, workload, or minimal memory or network spec to check.
         file: String,
         /// What the file is; guessed from its contents when not given.
         #[arg(long, value_enum)]
@@ -135,30 +136,46 @@ enum Command {
 enum Asm {
     /// Run an assembly file (one program, or one per `.core`) on one chiplet and report per-engine timing.
     Run {
+        /// The assembly file.
         program: String,
+        /// Hardware whose chiplet runs it: a preset name or a TOML file.
         #[arg(long, default_value = models::presets::DEFAULT)]
         hw: String,
+        /// Pure engine timing: memory and scratchpad ports take no time.
         #[arg(long)]
         compute_only: bool,
+        /// Print the result as JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Check an assembly file against a chiplet's scratchpad.
     Check {
+        /// The assembly file.
         program: String,
+        /// Hardware whose chiplet it must fit: a preset name or a TOML file.
         #[arg(long, default_value = models::presets::DEFAULT)]
         hw: String,
     },
     /// Encode an assembly file in the binary form.
-    Encode { program: String, output: PathBuf },
+    Encode {
+        /// The assembly file.
+        program: String,
+        /// Where to write the binary image.
+        output: PathBuf,
+    },
     /// Print a binary program image as assembly.
-    Decode { image: String },
+    Decode {
+        /// The binary image (`asm encode` writes one).
+        image: String,
+    },
 }
 
 #[derive(clap::Args, Debug)]
 struct LowerArgs {
+    /// Hardware: a preset name or a TOML file.
     #[arg(long, default_value = models::presets::DEFAULT)]
     hw: String,
+    /// Workload: a preset name or a TOML file.
     #[arg(long, default_value = workloads::DEFAULT_WORKLOAD)]
     workload: String,
     /// Only ops whose name contains this, e.g. `l1.attn`.
@@ -210,6 +227,11 @@ impl From<models::input::InputError> for Failure {
     fn from(e: models::input::InputError) -> Failure {
         Failure::Input(e.to_string())
     }
+}
+
+/// The command line's definition: every command, option and help text.
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
 }
 
 /// Run the command line with `args` (the first is the program name).

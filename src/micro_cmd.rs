@@ -47,6 +47,7 @@ pub struct CpuArgs {
     /// Distinct bytes each core reads them from (reused until `--bytes` are read); by default all of them.
     #[arg(long)]
     working_set: Option<String>,
+    /// Print the result as JSON instead of a table.
     #[arg(long)]
     json: bool,
 }
@@ -68,6 +69,7 @@ pub struct CollectiveArgs {
     /// ring or tree (all-reduce); ring (all-gather, reduce-scatter); direct (all-to-all).
     #[arg(long)]
     algorithm: Option<String>,
+    /// Print the result as JSON instead of a table.
     #[arg(long)]
     json: bool,
 }
@@ -101,8 +103,10 @@ pub struct NocArgs {
     /// Cycles whose packets are measured.
     #[arg(long, default_value_t = 10_000)]
     measure_cycles: u64,
+    /// Seed of the random addresses or destinations.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Print the result as JSON instead of a table.
     #[arg(long)]
     json: bool,
 }
@@ -143,8 +147,10 @@ pub struct MemoryArgs {
     /// Memory model: detailed (banks, FR-FCFS) or channel (the fast model of end-to-end runs).
     #[arg(long, default_value = "detailed")]
     model: String,
+    /// Seed of the random addresses or destinations.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Print the result as JSON instead of a table.
     #[arg(long)]
     json: bool,
 }
@@ -185,16 +191,20 @@ pub struct AttentionArgs {
     /// Pure engine timing: memory and scratchpad ports take no time.
     #[arg(long)]
     compute_only: bool,
+    /// Print the result as JSON instead of a table.
     #[arg(long)]
     json: bool,
 }
 
 #[derive(clap::Args, Debug)]
 pub struct GemmArgs {
+    /// Rows of the output (tokens, for a model's GEMM).
     #[arg(long)]
     m: u32,
+    /// Columns of the output (output features).
     #[arg(long)]
     n: u32,
+    /// The reduction dimension (input features).
     #[arg(long)]
     k: u32,
     /// Input dtype of the matrix multiplies.
@@ -215,6 +225,7 @@ pub struct GemmArgs {
     /// Override the dataflow: ws, os or is.
     #[arg(long)]
     dataflow: Option<String>,
+    /// Print the result as JSON instead of a table.
     #[arg(long)]
     json: bool,
 }

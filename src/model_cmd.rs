@@ -13,6 +13,7 @@ pub enum ModelCommand {
         /// Context length the FLOPs figures are for (decode: tokens before the new one; prefill: prompt length).
         #[arg(long, default_value_t = 2048)]
         context: u32,
+        /// Print the result as JSON instead of a table.
         #[arg(long)]
         json: bool,
     },

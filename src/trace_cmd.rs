@@ -38,9 +38,12 @@ pub enum TraceCommand {
     },
     /// Simulate a step trace on a system and report as `npusim run` does.
     Replay {
+        /// The step trace (JSON Lines).
         trace: String,
+        /// Hardware: a preset name or a TOML file.
         #[arg(long, default_value = models::presets::DEFAULT)]
         hw: String,
+        /// Print the result as JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
