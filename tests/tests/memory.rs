@@ -144,13 +144,18 @@ fn the_fast_model_stays_near_the_detailed_one_on_streams() {
 #[test]
 fn timing_presets_resolve_and_overrides_win() {
     for kind in ["HBM2", "HBM3", "HBM3E", "GDDR6"] {
-        let text = format!(
-            "base = \"rebel-quad\"\n[node.card.chiplet.memory.timing]\npreset = \"{kind}\"\ntCK = \"500 ps\"\n"
-        );
-        let spec = models::presets::load_system("t.toml", &text).unwrap_or_else(|e| panic!("{kind}: {e}"));
-        let t = mem(&spec).timing.resolve().unwrap();
-        assert_eq!(t.t_ck.as_ps(), 500);
-        assert!(t.t_rfc > t.t_rcd);
+        let timing = |extra: &str| {
+            let text =
+                format!("base = \"rebel-quad\"\n[node.card.chiplet.memory.timing]\npreset = \"{kind}\"\n{extra}");
+            let spec = models::presets::load_system("t.toml", &text).unwrap_or_else(|e| panic!("{kind}: {e}"));
+            mem(&spec).timing.resolve().unwrap()
+        };
+        let (preset, overridden) = (timing(""), timing("tCK = \"500 ps\"\n"));
+        assert_eq!(overridden.t_ck.as_ps(), 500);
+        assert_ne!(preset.t_ck.as_ps(), 500, "{kind}: the override must change something");
+        // Every other parameter keeps the preset's value, in time: an override
+        // of the clock does not rescale timings the standard gives in ns.
+        assert_eq!(DramTiming { t_ck: preset.t_ck, ..overridden }, preset, "{kind}");
     }
     let e = models::presets::load_system(
         "t.toml",

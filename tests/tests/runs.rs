@@ -50,18 +50,48 @@ fn doubling_the_npus_at_fixed_batch_shortens_the_decode_step() {
 }
 
 #[test]
-fn the_energy_breakdown_adds_up_and_tokens_are_all_counted() {
+fn each_energy_part_is_the_specs_price_times_what_the_run_did() {
     let (hw, w) = (hardware("sovereign-node"), axk1_decode(2));
     let result = workloads::run(&hw, &w, 3).unwrap();
     let report = Report::new(&result, 0.0);
-    let parts: f64 = report.energy_j.breakdown.values().sum();
-    assert_eq!(parts, report.energy_j.total);
     assert_eq!(report.tokens_generated, 64 * 2);
-    assert!((report.joules_per_token - report.energy_j.total / 128.0).abs() < 1e-12);
-    // Static power alone puts a floor under the energy.
-    let static_j: f64 =
-        report.energy_j.breakdown.iter().filter(|(k, _)| k.starts_with("static.")).map(|(_, v)| v).sum();
-    assert!(static_j > 0.0 && static_j < report.energy_j.total);
+    let part = |name: &str| report.energy_j.breakdown[name];
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1e-30);
+    // Idle power is drawn for the whole simulated time, by every card, every
+    // HBM stack and the host CPU.
+    let seconds = report.simulated_seconds;
+    let card = hw.node.card.as_ref().unwrap();
+    let cards = hw.node.cards as f64;
+    let stacks = cards * (card.chiplets * card.chiplet.memory.stacks) as f64;
+    assert!(close(part("static.npu"), cards * card.power.idle.watts() * seconds));
+    assert!(close(part("static.memory"), stacks * card.chiplet.memory.energy.background_per_stack.watts() * seconds));
+    assert!(close(part("static.cpu"), hw.node.cpu.power.idle.watts() * seconds));
+    // HBM: the bits read and written at their prices, plus row activations
+    // and refreshes, which a decode step's streaming keeps small.
+    let e = &card.chiplet.memory.energy;
+    let bits = |key: &str| report.traffic_bytes[key] as f64 * 8.0;
+    let moved = (bits("hbm_read") * e.read.pj_per_bit() + bits("hbm_write") * e.write.pj_per_bit()) * 1e-12;
+    assert!(part("memory.hbm") >= moved && part("memory.hbm") < 1.5 * moved, "{} J vs {moved} J", part("memory.hbm"));
+    // The accelerators' share is the parts on the cards.
+    let on_cards: f64 =
+        report.energy_j.breakdown.iter().filter(|(name, _)| models::energy::is_accelerator(name)).map(|(_, j)| j).sum();
+    assert!(close(report.energy_j.accelerators, on_cards));
+    assert!(close(report.joules_per_token, report.energy_j.total / 128.0));
+}
+
+#[test]
+fn axk1_in_fp8_fits_the_sovereign_node_with_its_cache() {
+    // A.X K1's 519 B parameters (docs/reference.md C) at one byte each, spread over
+    // 32 chiplets with the default workload's KV cache (64 x 2,048 tokens of
+    // MLA latent), within each chiplet's 36 GB.
+    let report = Report::new(&workloads::run(&hardware("sovereign-node"), &axk1_decode(1), 1).unwrap(), 0.0);
+    let m = &report.memory_per_chiplet_bytes;
+    assert_eq!(m.capacity, 36_000_000_000);
+    assert!(m.weights * 32 >= 519_000_000_000, "{} B of weights a chiplet", m.weights);
+    assert!(m.weights + m.kv_cache <= m.capacity, "{m:?}");
+    let model = workloads::model::model_preset("axk1").unwrap();
+    let per_token = model.kv_bytes_per_token(isa::Dtype::Bf16);
+    assert!(m.kv_cache >= 64 * 2049 * per_token / 32, "{} B of cache a chiplet", m.kv_cache);
 }
 
 #[test]

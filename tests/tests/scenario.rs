@@ -82,7 +82,10 @@ fn multi_token_prediction_makes_tokens_from_accepted_drafts_at_the_cost_of_longe
     assert!(mean_step(&never) > mean_step(&plain) * 1.02, "{} vs {}", mean_step(&never), mean_step(&plain));
     // ... which accepted drafts repay.
     assert!(always.simulated < plain.simulated, "{} vs {}", always.simulated, plain.simulated);
-    assert!(likely.steps.len() < 8 && likely.steps.len() > 8 / 3);
+    // Two drafts at 0.8 give at most 3 tokens a step, 2.44 on average: 8
+    // tokens take from 3 steps (every draft accepted) to 8 (none).
+    assert!((3..8).contains(&likely.steps.len()), "{} steps", likely.steps.len());
+    assert!(likely.simulated < never.simulated);
     // The MTP layer and its head are in the step graph, once per draft.
     let mut w = workload_preset("axk1-decode").unwrap();
     w.spec.scenario.mtp = Some(Mtp { draft_tokens: 2, acceptance: 0.8 });
