@@ -1,7 +1,12 @@
-//! The host CPU model against the Neoverse V2 streaming measurements of
-//! reference.md (A2b: AWS Graviton4, 96 cores, 12 x DDR5-5600, 36 MB LLC):
-//! single-core read bandwidth from L1 / L2 / LLC / DRAM of 321 / 95.1 / 78 /
-//! 37 GB/s, and 465.5 GB/s from all cores.
+//! The host CPU model on a Graviton4 (Neoverse V2, 96 cores, 12 x DDR5-5600,
+//! 36 MB LLC), against the streaming measurements of docs/reference.md A2b.
+//!
+//! The single-core figures (321 / 95.1 / 78 / 37 GB/s from L1 / L2 / LLC /
+//! DRAM) are the model's inputs: each cache level's bandwidth, and the
+//! misses in flight that give one core's DRAM rate. What that test checks is
+//! that a working set is served by the level that holds it. The all-core
+//! figure, 465.5 GB/s, is not an input: it is what the shared channels give,
+//! and the second test checks the model against it.
 
 use models::spec::{CacheSpec, SystemSpec};
 use models::units::{Bandwidth, Bytes, Frequency};
@@ -44,19 +49,20 @@ fn one_core_streams_at_the_level_that_holds_its_working_set() {
     }
 }
 
-/// 96 cores together reach the channels' peak in the model, against 87 % of
-/// it measured (465.5 of 537.6 GB/s): the host's channel model has no DDR5
-/// refresh, read-write turnaround or row conflicts, so it is about 15 %
-/// optimistic for all-core streaming. One core's bound and the sharing are
-/// what it gets right.
+/// 96 cores together: the model gives the channels' peak, 537.6 GB/s, 15.5 %
+/// above the measured 465.5 GB/s (87 % of the peak). The host's channel
+/// model has no DDR5 refresh, read-write turnaround or row conflicts, so it
+/// is optimistic for all-core streaming; the test holds it to that known
+/// error (above the measurement, by less than a fifth) and checks that the
+/// cores share the channels.
 #[test]
 fn all_cores_share_the_dram_channels() {
     let spec = graviton4();
+    let measured = 465.5;
     let (one, _) = gb_per_s(&spec, 1, 256 * MB, 0);
     let (all, _) = gb_per_s(&spec, 96, 256 * MB, 0);
-    let peak = 12.0 * 44.8;
-    println!("one core {one:.1} GB/s, 96 cores {all:.1} GB/s (peak {peak:.1}, measured 465.5)");
-    assert!(all <= peak * 1.0001 && all > 0.95 * peak, "{all:.1}");
+    println!("one core {one:.1} GB/s, 96 cores {all:.1} GB/s (measured {measured})");
+    assert!(all > measured && all < 1.2 * measured, "{all:.1} GB/s against {measured} measured");
     assert!(96.0 * one > 6.0 * all, "the cores together ask for far more than the channels give");
     let (half, _) = gb_per_s(&spec, 48, 256 * MB, 0);
     assert!(half > 0.95 * all, "48 cores already saturate the channels: {half:.1}");
