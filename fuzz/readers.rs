@@ -6,8 +6,11 @@
 
 use std::sync::OnceLock;
 
+/// A reader: takes a file's bytes, and returns whatever they hold.
+pub type Reader = fn(&[u8]);
+
 /// Each fuzz target's name and reader.
-pub const READERS: &[(&str, fn(&[u8]))] = &[
+pub const READERS: &[(&str, Reader)] = &[
     ("hardware_spec", hardware_spec),
     ("workload", workload),
     ("step_trace", step_trace),

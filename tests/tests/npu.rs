@@ -236,9 +236,16 @@ fn micro_gemm_and_lower_on_the_command_line() {
     let out = npusim(&["micro", "gemm", "--m", "64", "--n", "512", "--k", "1024", "--hw", "rebel-quad", "--json"]);
     assert_eq!(out.status, 0, "{}", out.stderr);
     let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    for key in ["cycles", "achieved_flops", "utilization", "memory_read_bytes", "engines"] {
-        assert!(json.get(key).is_some(), "{key}");
-    }
+    let number = |key: &str| json[key].as_f64().unwrap_or_else(|| panic!("{key} in {}", out.stdout));
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b;
+    // 2 m n k FLOPs over the simulated time, against one chiplet's 500 TFLOP/s
+    // of FP8 (a quarter of the card's 2 PFLOPS, docs/reference.md A1).
+    assert!(close(number("achieved_flops"), 2.0 * 64.0 * 512.0 * 1024.0 / number("seconds")));
+    assert!((number("peak_flops") - 500e12).abs() < 0.001 * 500e12, "{}", number("peak_flops"));
+    assert!(close(number("utilization"), number("achieved_flops") / number("peak_flops")));
+    // Each FP8 input read at least once.
+    assert!(number("memory_read_bytes") >= (64 * 1024 + 1024 * 512) as f64);
+    assert!(number("cycles") > 0.0 && number("seconds") > 0.0);
     let out = npusim(&[
         "micro",
         "gemm",
