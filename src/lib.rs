@@ -454,6 +454,27 @@ fn parse_assembly(path: &str) -> Result<isa::asm::Assembly, Failure> {
     isa::asm::parse(&read_text(path)?).map_err(|e| Failure::Input(format!("{path}:{e}")))
 }
 
+/// A failed run of `asm`, read from `path`: each program held short of its
+/// end is named at the line of the instruction it was held at.
+fn unfinished(path: &str, asm: &isa::asm::Assembly, e: &workloads::micro::ProgramError) -> String {
+    if e.held.is_empty() {
+        return format!("{path}: {}", e.message);
+    }
+    let source = std::fs::read_to_string(path).unwrap_or_default();
+    let held: Vec<String> = e
+        .held
+        .iter()
+        .filter_map(|&(core, instr)| {
+            let program = asm.programs.iter().position(|(c, _)| u32::from(*c) == core)?;
+            let &(line, column) = asm.positions[program].get(instr)?;
+            let text = source.lines().nth(line.saturating_sub(1)).unwrap_or("");
+            let text = text.split(";").next().unwrap_or("").split_whitespace().collect::<Vec<_>>().join(" ");
+            Some(format!("{path}:{line}:{column}: core {core} is held at `{text}`"))
+        })
+        .collect();
+    format!("{}: {}", held.join("; "), e.message)
+}
+
 fn assembly(command: Asm, text: &mut String) -> Result<(), Failure> {
     match command {
         Asm::Run { program, hw, compute_only, json: as_json } => {
@@ -461,9 +482,9 @@ fn assembly(command: Asm, text: &mut String) -> Result<(), Failure> {
             let asm = parse_assembly(&program)?;
             let target = workloads::micro::core_target(&spec, None).map_err(Failure::Input)?;
             asm.check(target.local_bytes(), target.cores).map_err(|e| Failure::Input(format!("{program}:{e}")))?;
-            let programs: Vec<(u32, isa::Program)> = asm.programs.into_iter().map(|(c, p)| (c as u32, p)).collect();
+            let programs: Vec<(u32, isa::Program)> = asm.programs.iter().map(|(c, p)| (*c as u32, p.clone())).collect();
             let run = workloads::micro::run_programs(&spec, &programs, compute_only)
-                .map_err(|e| Failure::Input(format!("{program}: {e}")))?;
+                .map_err(|e| Failure::Input(unfinished(&program, &asm, &e)))?;
             text.push_str(&if as_json { json(&run) } else { reports::micro::program_summary(&run) });
         }
         Asm::Check { program, hw } => {

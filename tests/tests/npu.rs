@@ -200,11 +200,21 @@ fn hand_written_programs_synchronise_across_cores() {
 }
 
 #[test]
-fn a_wait_that_is_never_signalled_is_reported() {
+fn a_wait_that_is_never_signalled_is_reported_at_its_line() {
     let asm = isa::asm::parse(".buffer a 64\nwait s3\n").unwrap();
     let programs: Vec<(u32, isa::Program)> = asm.programs.into_iter().map(|(c, p)| (c as u32, p)).collect();
     let e = workloads::micro::run_programs(&hardware("rebel-quad"), &programs, false).unwrap_err();
-    assert!(e.contains("never completed"), "{e}");
+    assert_eq!(e.held, [(0, 0)], "{e}");
+    // On the command line: the pipeline example with core 0 signalling the
+    // wrong semaphore holds core 1 at its wait and core 0 at the barrier.
+    let example = include_str!("../../isa/examples/two_core_pipeline.s");
+    let wrong = example.replace("signal  s0, core1", "signal  s1, core1");
+    assert_ne!(wrong, example);
+    let path = npusim_tests::file("wrong.s", &wrong);
+    npusim_tests::refused(
+        &["asm", "run", &path],
+        &["wrong.s:12:1: core 0 is held at `barrier`", "wrong.s:18:1: core 1 is held at `wait s0`", "never satisfied"],
+    );
 }
 
 #[test]

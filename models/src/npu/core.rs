@@ -152,6 +152,18 @@ impl Core {
         }
     }
 
+    /// The earliest instruction of the running program that an engine is
+    /// held at (a `wait` or `barrier` never satisfied holds the sync unit
+    /// there), or `None` when no program is running.
+    pub fn held_at(&self) -> Option<usize> {
+        let run = self.run.as_ref()?;
+        Engine::ALL
+            .iter()
+            .filter_map(|&e| run.launch.program.queue(e).get(run.heads[e.index()]).map(|&i| i as usize))
+            .min()
+            .or(Some(run.dispatched))
+    }
+
     /// When each doorbell rang, with its value.
     pub fn doorbells(&self) -> &[(Time, u32)] {
         &self.doorbells

@@ -17,4 +17,4 @@ pub use cpu::{CpuBench, CpuRun, cpu};
 pub use gemm::{GemmBench, GemmPlanFigures, GemmRun, gemm};
 pub use memory::{MemoryBench, MemoryRun, Pattern, PatternRequests, RequestSource, memory};
 pub use noc::{LatencyCycles, NocBench, NocPattern, NocPoint, NocRun, noc};
-pub use programs::{EngineFigures, ProgramRun, core_target, run_programs};
+pub use programs::{EngineFigures, ProgramError, ProgramRun, core_target, run_programs};

@@ -80,8 +80,48 @@ pub struct ProgramRun {
     pub events: u64,
 }
 
+/// Why programs could not run, or did not finish.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProgramError {
+    pub message: String,
+    /// Programs that never finished: (core, the instruction it was held at).
+    pub held: Vec<(u32, usize)>,
+}
+
+impl std::fmt::Display for ProgramError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)?;
+        for (core, instr) in &self.held {
+            write!(f, "; core {core} is held at instruction {instr}")?;
+        }
+        Ok(())
+    }
+}
+
+impl From<String> for ProgramError {
+    fn from(message: String) -> Self {
+        ProgramError { message, held: Vec::new() }
+    }
+}
+
+impl From<&str> for ProgramError {
+    fn from(message: &str) -> Self {
+        message.to_string().into()
+    }
+}
+
+impl From<ProgramError> for String {
+    fn from(e: ProgramError) -> Self {
+        e.to_string()
+    }
+}
+
 /// Run `programs` (core index, program) on chiplet 0 of `spec`.
-pub fn run_programs(spec: &SystemSpec, programs: &[(u32, Program)], compute_only: bool) -> Result<ProgramRun, String> {
+pub fn run_programs(
+    spec: &SystemSpec,
+    programs: &[(u32, Program)],
+    compute_only: bool,
+) -> Result<ProgramRun, ProgramError> {
     let target = core_target(spec, None)?;
     for (core, program) in programs {
         if *core >= target.cores {
@@ -89,7 +129,8 @@ pub fn run_programs(spec: &SystemSpec, programs: &[(u32, Program)], compute_only
                 "a program is for core {core}, but a chiplet of `{}` has cores 0 to {}",
                 spec.name,
                 target.cores - 1
-            ));
+            )
+            .into());
         }
         program.check(target.local_bytes()).map_err(|e| format!("core {core}: {e}"))?;
     }
@@ -108,10 +149,17 @@ pub fn run_programs(spec: &SystemSpec, programs: &[(u32, Program)], compute_only
     builder.post(Time::ZERO, driver, Msg::Wake { token: 0 });
     let mut system = builder.build().map_err(|e| e.to_string())?;
     system.run_to_end();
-    let done = system
-        .get::<Driver>(driver)
-        .and_then(|d| d.done)
-        .ok_or("the programs did not finish: a wait or barrier never completed")?;
+    let Some(done) = system.get::<Driver>(driver).and_then(|d| d.done) else {
+        let held = programs
+            .iter()
+            .filter_map(|&(core, _)| {
+                let held = system.get::<Core>(device.cores[core as usize]).and_then(Core::held_at)?;
+                Some((core, held))
+            })
+            .collect();
+        let message = "the programs did not finish: a wait or barrier was never satisfied".to_string();
+        return Err(ProgramError { message, held });
+    };
     let card = spec.node.card.as_ref().ok_or("no card")?;
     let clock = card.chiplet.clock.clock();
     let stats = system.stats();
