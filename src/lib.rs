@@ -10,6 +10,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod compare_cmd;
 mod inputs;
 mod micro_cmd;
 mod model_cmd;
@@ -75,6 +76,8 @@ impl LimitArgs {
 enum Command {
     /// Simulate a workload on a system and report latency, throughput and energy.
     Run(RunArgs),
+    /// Run one workload on several systems and print their figures side by side, with ratios to the first.
+    Compare(compare_cmd::CompareArgs),
     /// Run the validation cases (validation/): published measurements against npusim's predictions.
     ValidateSuite {
         /// Only these cases (by id, e.g. P1); repeat for several.
@@ -288,6 +291,7 @@ fn dispatch(command: Option<Command>, command_line: &[String], text: &mut String
             text,
         ),
         Some(Command::Run(args)) => simulate(args, command_line, text),
+        Some(Command::Compare(args)) => compare_cmd::compare(args, text),
         Some(Command::Validate { file, kind, hw, seed }) => validate(&file, kind, (&hw, seed), text),
         Some(Command::ValidateSuite { case, json: as_json, list }) => validation_suite(&case, as_json, list, text),
         Some(Command::Presets) => {
@@ -374,7 +378,7 @@ fn validate(file: &str, kind: Option<Kind>, on: (&str, u64), text: &mut String) 
 }
 
 /// A workload that cannot run on a system: the error names both inputs.
-fn on_system(workload: &str, hardware: &str, e: workloads::RunError) -> Failure {
+pub(crate) fn on_system(workload: &str, hardware: &str, e: workloads::RunError) -> Failure {
     Failure::Input(format!("{workload} on {hardware}: {e}"))
 }
 

@@ -10,7 +10,9 @@
 //! published measurements (`npusim validate-suite`). This crate computes
 //! and formats; it never runs simulations and never writes files.
 
+pub mod compare;
 pub mod components;
+pub mod cost;
 pub mod metrics;
 pub mod micro;
 mod report;

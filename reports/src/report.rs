@@ -50,6 +50,9 @@ pub struct Report {
     /// One card's average power against its TDP, where the system has cards.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub card_power: Option<CardPower>,
+    /// Cost per token, where the hardware spec has a `[cost]` table.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<crate::cost::Cost>,
     /// Per component class, busy time over units x simulated time.
     pub utilization: BTreeMap<String, f64>,
     /// Per component class, the utilisation of its busiest component.
@@ -221,6 +224,9 @@ impl Report {
         };
         let total_energy = r.energy.total();
         let accelerator_energy = r.energy.accelerators();
+        let average_power_w = if seconds > 0.0 { total_energy / seconds } else { 0.0 };
+        let joules_per_token = if tokens > 0 { total_energy / tokens as f64 } else { 0.0 };
+        let throughput = if seconds > 0.0 { tokens as f64 / seconds } else { 0.0 };
         let card_power = card.filter(|_| cards > 0.0 && seconds > 0.0).map(|c| {
             let average_w = accelerator_energy / seconds / cards;
             CardPower { average_w, tdp_w: c.power.tdp.watts(), over_tdp: average_w > c.power.tdp.watts() }
@@ -270,7 +276,7 @@ impl Report {
             simulated_seconds: seconds,
             requests: r.requests.len() as u64,
             tokens_generated: tokens,
-            throughput_tokens_per_s: if seconds > 0.0 { tokens as f64 / seconds } else { 0.0 },
+            throughput_tokens_per_s: throughput,
             throughput_requests_per_s: if seconds > 0.0 { r.requests.len() as f64 / seconds } else { 0.0 },
             steady_state: SteadyState::of(&r.requests),
             full_batch: SteadyState::full_batch(&r.requests),
@@ -304,10 +310,11 @@ impl Report {
                 accelerators: accelerator_energy,
                 breakdown: r.energy.parts.clone(),
             },
-            joules_per_token: if tokens > 0 { total_energy / tokens as f64 } else { 0.0 },
+            joules_per_token,
             accelerator_joules_per_token: if tokens > 0 { accelerator_energy / tokens as f64 } else { 0.0 },
             card_power,
-            average_power_w: if seconds > 0.0 { total_energy / seconds } else { 0.0 },
+            cost: crate::cost::cost(&r.hardware, throughput, average_power_w, joules_per_token),
+            average_power_w,
             bottleneck: bottleneck(&util_max),
             utilization: util,
             utilization_max: util_max,

@@ -5,7 +5,7 @@ use crate::report::Report;
 use std::fmt::Write;
 use workloads::lengths::Length;
 
-fn time(seconds: f64) -> String {
+pub(crate) fn time(seconds: f64) -> String {
     if seconds >= 1.0 {
         format!("{seconds:.3} s")
     } else if seconds >= 1e-3 {
@@ -20,7 +20,7 @@ fn percent(fraction: f64) -> String {
 }
 
 /// Groups digits in threes: 12345.6 -> "12,346".
-fn grouped(value: f64) -> String {
+pub(crate) fn grouped(value: f64) -> String {
     let digits = format!("{:.0}", value.max(0.0));
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
@@ -121,6 +121,9 @@ pub fn summary(r: &Report) -> String {
         r.joules_per_token,
         grouped(r.average_power_w)
     );
+    if let Some(cost) = &r.cost {
+        let _ = writeln!(s, "  cost               {}", cost_line(cost));
+    }
     if let Some(card) = &r.card_power {
         let _ = writeln!(
             s,
@@ -223,6 +226,26 @@ fn length(l: &Length) -> String {
         Length::Fixed(n) => grouped(*n as f64),
         Length::Drawn(spread) => spread.to_string(),
     }
+}
+
+/// `$0.42 per million tokens ($12.3/h of purchase, $1.05/h of power); 1.23 J/token at the wall`.
+fn cost_line(c: &crate::cost::Cost) -> String {
+    let mut parts = Vec::new();
+    match c.usd_per_million_tokens {
+        Some(usd) => parts.push(format!("${usd:.3} per million tokens")),
+        None => parts.push(format!("per token: needs {}", c.missing.join(", "))),
+    }
+    let hourly: Vec<String> = [("purchase", c.capital_usd_per_hour), ("power", c.power_usd_per_hour)]
+        .iter()
+        .filter_map(|(what, usd)| usd.map(|u| format!("${u:.2}/h of {what}")))
+        .collect();
+    if !hourly.is_empty() {
+        parts[0] = format!("{} ({})", parts[0], hourly.join(", "));
+    }
+    if let Some(j) = c.wall_joules_per_token {
+        parts.push(format!("{j:.3} J/token at the wall"));
+    }
+    parts.join("; ")
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! Unknown fields are errors; defaults live only in the `default_*` functions
 //! of this module tree.
 
+mod cost;
 mod cpu;
 mod figures;
 mod links;
@@ -16,6 +17,7 @@ mod noc;
 mod npu;
 pub mod validate;
 
+pub use cost::CostSpec;
 pub use cpu::{CacheSpec, CpuPowerSpec, CpuSpec, DramSpec};
 pub use figures::Figure;
 pub use links::{D2dSpec, D2dTopology, NetworkSpec, PcieSpec, PeerLinkSpec};
@@ -48,6 +50,9 @@ pub struct SystemSpec {
     /// How coarse a unit of work one event stands for.
     #[serde(default)]
     pub simulation: SimulationSpec,
+    /// Prices and power cost, for cost per token; empty unless given.
+    #[serde(default, skip_serializing_if = "CostSpec::is_empty")]
+    pub cost: CostSpec,
 }
 
 /// One node: a CPU host and its accelerator cards behind a PCIe switch.

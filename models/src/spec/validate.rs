@@ -71,6 +71,7 @@ pub fn validate(spec: &SystemSpec) -> Vec<Invalid> {
             ));
         }
     }
+    cost_checks(&mut out, &spec.cost);
     if spec.nodes > 1 && spec.network.is_none() {
         out.push(Invalid::new("network", format!("a system of {} nodes needs a [network] table", spec.nodes)));
     }
@@ -351,5 +352,23 @@ pub fn noc_checks(out: &mut Vec<Invalid>, path: &str, noc: &NocSpec, cores: Opti
             path,
             format!("a {}x{} network has too few routers for {cores} cores", noc.columns, noc.rows),
         ));
+    }
+}
+
+fn cost_checks(out: &mut Vec<Invalid>, cost: &super::CostSpec) {
+    let fields = [("card_usd", cost.card_usd), ("host_usd", cost.host_usd), ("usd_per_kwh", cost.usd_per_kwh)];
+    for (name, value) in fields {
+        if value.is_some_and(|v| !(v.is_finite() && v >= 0.0)) {
+            out.push(Invalid::new(
+                format!("cost.{name}"),
+                format!("expected 0 or more, found {}", value.unwrap_or(0.0)),
+            ));
+        }
+    }
+    if let Some(years) = cost.years.filter(|y| !(y.is_finite() && *y > 0.0 && *y <= 100.0)) {
+        out.push(Invalid::new("cost.years", format!("expected more than 0 and at most 100 years, found {years}")));
+    }
+    if let Some(pue) = cost.pue.filter(|p| !(p.is_finite() && (1.0..=10.0).contains(p))) {
+        out.push(Invalid::new("cost.pue", format!("expected a power usage effectiveness from 1 to 10, found {pue}")));
     }
 }

@@ -1,0 +1,60 @@
+//! `npusim compare`: one workload on several systems, each simulated on its
+//! own thread (every simulation is single-threaded, so the results are the
+//! serial runs' to the byte), printed side by side with ratios to the first.
+
+use crate::{Failure, inputs, on_system};
+use rayon::prelude::*;
+
+#[derive(clap::Args, Debug)]
+pub struct CompareArgs {
+    /// A system to compare: a preset name or a TOML file. Give two or more; ratios are to the first.
+    #[arg(long = "hw", required = true)]
+    hw: Vec<String>,
+    /// Workload: a preset name or a TOML file.
+    #[arg(long, default_value = workloads::DEFAULT_WORKLOAD)]
+    workload: String,
+    /// Seed of the random draws (MoE routing, arrivals, lengths), the same for every system.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print the comparison and every system's full report as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn compare(args: CompareArgs, text: &mut String) -> Result<(), Failure> {
+    if args.hw.len() < 2 {
+        return Err(Failure::Input(format!(
+            "--hw: compare needs two systems or more, found {}; `npusim run` simulates one",
+            args.hw.len()
+        )));
+    }
+    let systems = args.hw.iter().map(|h| inputs::hardware(h)).collect::<Result<Vec<_>, _>>()?;
+    let workload = inputs::workload(&args.workload)?;
+    let limits = sim_core::limits::current();
+    let reports = systems
+        .par_iter()
+        .zip(&args.hw)
+        .map(|(system, name)| {
+            sim_core::limits::carry(limits, || {
+                let started = std::time::Instant::now();
+                let result =
+                    workloads::run(system, &workload, args.seed).map_err(|e| on_system(&args.workload, name, e))?;
+                Ok(reports::Report::new(&result, started.elapsed().as_secs_f64()))
+            })
+        })
+        .collect::<Result<Vec<_>, Failure>>()?;
+    if args.json {
+        let json = serde_json::json!({
+            "workload": args.workload,
+            "seed": args.seed,
+            "baseline": reports[0].hardware.name,
+            "figures": reports::compare::compare(&reports),
+            "reports": reports,
+        });
+        text.push_str(&serde_json::to_string_pretty(&json).expect("a comparison serialises"));
+        text.push('\n');
+    } else {
+        text.push_str(&reports::compare::table(&reports));
+    }
+    Ok(())
+}
