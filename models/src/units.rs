@@ -422,6 +422,26 @@ impl fmt::Display for Bytes {
     }
 }
 
+impl Bandwidth {
+    /// For reading, not for specs: bytes per second in the largest decimal
+    /// unit that keeps the value at or above one, to four significant
+    /// digits ("126.0 GB/s"). `Display` gives the exact value instead.
+    pub fn readable(self) -> String {
+        let bytes = self.bytes_per_s();
+        let units = [(1e12, "TB/s"), (1e9, "GB/s"), (1e6, "MB/s"), (1e3, "KB/s")];
+        let (scale, unit) = units.iter().copied().find(|(s, _)| bytes >= *s).unwrap_or((1.0, "B/s"));
+        let value = bytes / scale;
+        let decimals = if value >= 100.0 {
+            1
+        } else if value >= 10.0 {
+            2
+        } else {
+            3
+        };
+        format!("{value:.decimals$} {unit}")
+    }
+}
+
 impl fmt::Display for Bandwidth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Whichever of bytes or bits reads shorter; bytes on a tie.
@@ -612,5 +632,15 @@ mod tests {
         assert_eq!(bw.time_for(1), Time::from_ns(1));
         let bw = "3 GB/s".parse::<Bandwidth>().unwrap();
         assert_eq!(bw.time_for(1).as_ps(), 334);
+    }
+
+    #[test]
+    fn readable_rates_keep_four_digits_in_the_largest_unit() {
+        // PCIe 5.0 x16, one direction: 32 GT/s x 16 lanes x 128/130.
+        let pcie = Bandwidth::from_bits_per_s(504_123_076_923);
+        assert_eq!(pcie.readable(), "63.02 GB/s");
+        assert_eq!(Bandwidth::from_bytes_per_s(4_800_000_000_000).readable(), "4.800 TB/s");
+        assert_eq!(Bandwidth::from_bytes_per_s(844_800_000_000).readable(), "844.8 GB/s");
+        assert_eq!(Bandwidth::from_bytes_per_s(512).readable(), "512.0 B/s");
     }
 }

@@ -21,7 +21,8 @@ mod summary;
 pub mod validation;
 
 pub use report::{
-    Energy, Goodput, Hardware, Latency, MemoryPerChiplet, Report, SCHEMA_VERSION, StepShare, Steps, WorkloadSummary,
+    Counts, Energy, Goodput, Hardware, Latency, MemoryPerChiplet, Report, SCHEMA_VERSION, StepShare, Steps,
+    WorkloadSummary,
 };
 pub use requests::requests_csv;
 pub use summary::summary;

@@ -98,6 +98,39 @@ pub struct WorkloadSummary {
     pub attention_tensor_parallel: u32,
     pub expert_parallel: u32,
     pub data_parallel: u32,
+    /// The prompt lengths of the requests served (from a trace, a length
+    /// file or the scenario's draws), in tokens.
+    pub served_prompt_tokens: Option<Counts>,
+    /// The output tokens the requests were given.
+    pub served_output_tokens: Option<Counts>,
+}
+
+/// A spread of whole counts: mean and nearest-rank percentiles.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Counts {
+    pub mean: f64,
+    pub min: u64,
+    pub p50: u64,
+    pub p99: u64,
+    pub max: u64,
+}
+
+impl Counts {
+    pub fn of(values: impl Iterator<Item = u64>) -> Option<Counts> {
+        let mut sorted: Vec<u64> = values.collect();
+        if sorted.is_empty() {
+            return None;
+        }
+        sorted.sort_unstable();
+        let rank = |p: f64| sorted[((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1];
+        Some(Counts {
+            mean: sorted.iter().sum::<u64>() as f64 / sorted.len() as f64,
+            min: sorted[0],
+            p50: rank(0.5),
+            p99: rank(0.99),
+            max: sorted[sorted.len() - 1],
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -271,6 +304,8 @@ impl Report {
                 attention_tensor_parallel: r.placement.tp,
                 expert_parallel: r.placement.ep,
                 data_parallel: r.placement.replicas(),
+                served_prompt_tokens: Counts::of(r.requests.iter().map(|q| u64::from(q.prompt_tokens))),
+                served_output_tokens: Counts::of(r.requests.iter().map(|q| u64::from(q.tokens))),
             },
             seed: r.seed,
             simulated_seconds: seconds,

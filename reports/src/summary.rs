@@ -42,12 +42,11 @@ pub fn summary(r: &Report) -> String {
     );
     let _ = writeln!(
         s,
-        "  {} {}: batch {}, context {} tokens, {} output tokens each; weights {}, KV {}; {}DP {} x TP {}, EP {}",
+        "  {} {}: batch {}, {}; weights {}, KV {}; {}DP {} x TP {}, EP {}",
         w.model,
         w.phase,
         w.batch,
-        length(&w.context_tokens),
-        length(&w.output_tokens),
+        served(w),
         w.weight_dtype,
         w.kv_dtype,
         if w.pipeline_parallel > 1 { format!("PP {} x ", w.pipeline_parallel) } else { String::new() },
@@ -221,6 +220,35 @@ fn hot_spots(s: &mut String, r: &Report) {
 }
 
 /// A fixed count with thousands separators, or the distribution it was drawn from.
+/// The lengths of the requests served: "context 2,048 tokens, 4 output tokens
+/// each" where they are all alike, else their spread.
+fn served(w: &crate::report::WorkloadSummary) -> String {
+    let (Some(prompt), Some(output)) = (&w.served_prompt_tokens, &w.served_output_tokens) else {
+        return format!(
+            "context {} tokens, {} output tokens each",
+            length(&w.context_tokens),
+            length(&w.output_tokens)
+        );
+    };
+    if prompt.min == prompt.max && output.min == output.max {
+        return format!(
+            "context {} tokens, {} output tokens each",
+            grouped(prompt.min as f64),
+            grouped(output.min as f64)
+        );
+    }
+    let spread = |c: &crate::report::Counts| {
+        format!(
+            "mean {} (p50 {}, p99 {}, max {})",
+            grouped(c.mean),
+            grouped(c.p50 as f64),
+            grouped(c.p99 as f64),
+            grouped(c.max as f64)
+        )
+    };
+    format!("prompts {} tokens, outputs {} tokens", spread(prompt), spread(output))
+}
+
 fn length(l: &Length) -> String {
     match l {
         Length::Fixed(n) => grouped(*n as f64),

@@ -400,3 +400,29 @@ fn latencies_count_only_the_requests_arriving_between_the_warmup_and_the_cooldow
     assert_eq!(o.status, 2, "{}", o.stderr);
     assert!(o.stderr.contains("serving.cooldown = 1000 s"), "{}", o.stderr);
 }
+
+#[test]
+fn the_summary_describes_the_requests_served_not_the_scenarios_defaults() {
+    let dir = scratch("served");
+    std::fs::write(dir.join("r.csv"), "arrival_s,prompt_tokens,output_tokens\n0,100,2\n0.01,300,4\n0.02,200,6\n")
+        .unwrap();
+    std::fs::write(
+        dir.join("w.toml"),
+        "base = \"axk1-decode\"\nname = \"t\"\n[requests]\narrivals = \"trace\"\nfile = \"r.csv\"\n",
+    )
+    .unwrap();
+    let w = dir.join("w.toml");
+    let out = npusim(&["run", "--workload", w.to_str().unwrap()]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains("prompts mean 200 (p50 200, p99 300, max 300) tokens, outputs mean 4 (p50 4, p99 6, max 6)"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("2,048"), "the scenario's default context is not what was served: {}", out.stdout);
+    let json: serde_json::Value =
+        serde_json::from_str(&npusim(&["run", "--workload", w.to_str().unwrap(), "--json"]).stdout).unwrap();
+    assert_eq!(json["workload"]["served_output_tokens"]["mean"], 4.0);
+    assert_eq!(json["workload"]["served_prompt_tokens"]["min"], 100);
+}

@@ -115,10 +115,10 @@ impl SystemSpec {
         let mut add = |label: String, value: String| out.push(Figure { label, value });
         let cpu = &self.node.cpu;
         add("cpu".into(), format!("{} cores x {} = {} FP32 SIMD", cpu.cores, cpu.clock, flops(cpu.peak_fp32_flops())));
-        add("cpu.dram bandwidth".into(), cpu.dram_bandwidth().to_string());
+        add("cpu.dram bandwidth".into(), cpu.dram_bandwidth().readable());
         add(
             "node host link (one direction)".into(),
-            self.node.host_link.port_bandwidth().times(self.node.host_link.ports as u64).to_string(),
+            self.node.host_link.port_bandwidth().times(self.node.host_link.ports as u64).readable(),
         );
         if let Some(card) = &self.node.card {
             for dtype in Dtype::ALL {
@@ -149,13 +149,13 @@ impl SystemSpec {
             );
             add(
                 "card PCIe (one direction)".into(),
-                card.host_link.port_bandwidth().times(card.host_link.ports as u64).to_string(),
+                card.host_link.port_bandwidth().times(card.host_link.ports as u64).readable(),
             );
             if let Some(d2d) = &card.d2d {
                 add("die-to-die link (one direction)".into(), format!("{} at {}", d2d.bandwidth, d2d.latency));
             }
             if let Some(peer) = &card.peer_link {
-                add("peer link per card (one direction)".into(), peer.bandwidth.to_string());
+                add("peer link per card (one direction)".into(), peer.bandwidth.readable());
             }
             let power = &card.power;
             add(
