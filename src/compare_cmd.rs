@@ -19,6 +19,9 @@ pub struct CompareArgs {
     /// Print the comparison and every system's full report as JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Also write a one-file HTML report: the verdict, figures, plots, energy and inputs.
+    #[arg(long)]
+    html: Option<std::path::PathBuf>,
 }
 
 pub fn compare(args: CompareArgs, text: &mut String) -> Result<(), Failure> {
@@ -31,7 +34,7 @@ pub fn compare(args: CompareArgs, text: &mut String) -> Result<(), Failure> {
     let systems = args.hw.iter().map(|h| inputs::hardware(h)).collect::<Result<Vec<_>, _>>()?;
     let workload = inputs::workload(&args.workload)?;
     let limits = sim_core::limits::current();
-    let reports = systems
+    let runs = systems
         .par_iter()
         .zip(&args.hw)
         .map(|(system, name)| {
@@ -39,10 +42,18 @@ pub fn compare(args: CompareArgs, text: &mut String) -> Result<(), Failure> {
                 let started = std::time::Instant::now();
                 let result =
                     workloads::run(system, &workload, args.seed).map_err(|e| on_system(&args.workload, name, e))?;
-                Ok(reports::Report::new(&result, started.elapsed().as_secs_f64()))
+                Ok((reports::Report::new(&result, started.elapsed().as_secs_f64()), result))
             })
         })
         .collect::<Result<Vec<_>, Failure>>()?;
+    let (reports, results): (Vec<_>, Vec<_>) = runs.into_iter().unzip();
+    if let Some(file) = &args.html {
+        let mut files: Vec<(String, String)> =
+            systems.iter().map(|s| (format!("{}.toml", s.name), crate::toml_text(s))).collect();
+        files.push(("workload.toml".into(), crate::toml_text(&workload.spec)));
+        let inputs = reports::html::Inputs { files, results: results.iter().collect() };
+        crate::output::write_atomically(file, &reports::html::page(&reports, &inputs))?;
+    }
     if args.json {
         let json = serde_json::json!({
             "workload": args.workload,

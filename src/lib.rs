@@ -206,6 +206,9 @@ pub(crate) struct RunArgs {
     /// Also write the report, the resolved inputs and a manifest to this directory.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Also write a one-file HTML report (plots inline, nothing loaded from elsewhere).
+    #[arg(long)]
+    html: Option<PathBuf>,
     /// Seed of the random draws (MoE routing).
     #[arg(long, default_value_t = 1)]
     pub(crate) seed: u64,
@@ -285,6 +288,7 @@ fn dispatch(command: Option<Command>, command_line: &[String], text: &mut String
                 workload: workloads::DEFAULT_WORKLOAD.into(),
                 json: false,
                 out: None,
+                html: None,
                 seed: 1,
             },
             command_line,
@@ -318,16 +322,20 @@ fn simulate(args: RunArgs, command_line: &[String], text: &mut String) -> Result
     let started = std::time::Instant::now();
     let result = workloads::run(&hardware, &workload, args.seed).map_err(|e| on_system(&args.workload, &args.hw, e))?;
     let report = reports::Report::new(&result, started.elapsed().as_secs_f64());
+    let run = run_dir::Run {
+        args: &args,
+        command_line,
+        hardware: &hardware,
+        workload: &workload,
+        result: &result,
+        report: &report,
+    };
     if let Some(dir) = &args.out {
-        let run = run_dir::Run {
-            args: &args,
-            command_line,
-            hardware: &hardware,
-            workload: &workload,
-            result: &result,
-            report: &report,
-        };
         run_dir::write(dir, &run)?;
+    }
+    if let Some(file) = &args.html {
+        let rerun = format!("npusim run --hw {} --workload {} --seed {}", args.hw, args.workload, args.seed);
+        output::write_atomically(file, &run_dir::html(&run, &run_dir::manifest(&run, &rerun)))?;
     }
     if args.json {
         text.push_str(&report.to_json());
@@ -335,6 +343,9 @@ fn simulate(args: RunArgs, command_line: &[String], text: &mut String) -> Result
         text.push_str(&reports::summary(&report));
         if let Some(dir) = &args.out {
             let _ = writeln!(text, "  wrote {} to {}", run_dir::WRITTEN, dir.display());
+        }
+        if let Some(file) = &args.html {
+            let _ = writeln!(text, "  wrote {}", file.display());
         }
     }
     Ok(())

@@ -19,7 +19,8 @@ pub struct Run<'a> {
 }
 
 /// The files `write` puts in the directory, for the summary to list.
-pub const WRITTEN: &str = "report.json, requests.csv, hardware.toml, workload.toml, inputs/ and manifest.json";
+pub const WRITTEN: &str =
+    "report.json, report.html, plots/, requests.csv, hardware.toml, workload.toml, inputs/ and manifest.json";
 
 pub fn write(dir: &Path, run: &Run) -> Result<(), Failure> {
     output::create_dir(dir)?;
@@ -38,6 +39,32 @@ pub fn write(dir: &Path, run: &Run) -> Result<(), Failure> {
         &run.args.seed.to_string(),
     ]
     .join(" ");
+    let text = manifest(run, &rerun);
+    output::write_atomically(&dir.join("manifest.json"), &text)?;
+    output::write_atomically(&dir.join("report.html"), &html(run, &text))?;
+    output::create_dir(&dir.join("plots"))?;
+    for plot in reports::html::plots(std::slice::from_ref(run.report), &[run.result]) {
+        output::write_atomically(&dir.join("plots").join(format!("{}.svg", plot.name)), &plot.svg)?;
+        output::write_atomically(&dir.join("plots").join(format!("{}.csv", plot.name)), &plot.csv)?;
+    }
+    Ok(())
+}
+
+/// The run's one-file HTML report, with its resolved inputs and `manifest`.
+pub fn html(run: &Run, manifest: &str) -> String {
+    let inputs = reports::html::Inputs {
+        files: vec![
+            ("hardware.toml".into(), toml_text(run.hardware)),
+            ("workload.toml".into(), toml_text(&run.workload.spec)),
+            ("manifest.json".into(), manifest.to_string()),
+        ],
+        results: vec![run.result],
+    };
+    reports::html::page(std::slice::from_ref(run.report), &inputs)
+}
+
+/// What was run, by which npusim, how long it took and how to rerun it.
+pub fn manifest(run: &Run, rerun: &str) -> String {
     let manifest = serde_json::json!({
         "npusim_version": env!("CARGO_PKG_VERSION"),
         "git_revision": env!("NPUSIM_GIT_REVISION"),
@@ -50,7 +77,7 @@ pub fn write(dir: &Path, run: &Run) -> Result<(), Failure> {
     });
     let mut text = serde_json::to_string_pretty(&manifest).expect("the manifest serialises");
     text.push('\n');
-    output::write_atomically(&dir.join("manifest.json"), &text)
+    text
 }
 
 /// Copies each file the workload names (relative to the workload file

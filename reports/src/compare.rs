@@ -95,6 +95,28 @@ pub fn compare(reports: &[Report]) -> Vec<Compared> {
         .collect()
 }
 
+/// Each figure's name and its printed cells, one per system: the value in
+/// its unit, and with several systems the ratio to the first.
+pub fn rows(reports: &[Report]) -> Vec<(&'static str, Vec<String>)> {
+    FIGURES
+        .iter()
+        .zip(compare(reports))
+        .map(|(figure, compared)| {
+            let cells = compared
+                .values
+                .iter()
+                .zip(&compared.ratios)
+                .map(|(v, r)| match (v, r) {
+                    (Some(v), Some(r)) if reports.len() > 1 => format!("{} ({r:.2}x)", (figure.print)(*v)),
+                    (Some(v), _) => (figure.print)(*v),
+                    (None, _) => "-".to_string(),
+                })
+                .collect();
+            (figure.name, cells)
+        })
+        .collect()
+}
+
 /// The comparison as a Markdown table: a row per figure, a column per system.
 pub fn table(reports: &[Report]) -> String {
     let mut s = String::new();
@@ -108,19 +130,17 @@ pub fn table(reports: &[Report]) -> String {
     }
     let _ = writeln!(s, "| figure | {} |", names.join(" | "));
     let _ = writeln!(s, "| --- |{}", " ---: |".repeat(names.len()));
-    for (figure, compared) in FIGURES.iter().zip(compare(reports)) {
-        let cells: Vec<String> = compared
-            .values
-            .iter()
-            .zip(&compared.ratios)
-            .map(|(v, r)| match (v, r) {
-                (Some(v), Some(r)) => format!("{} ({r:.2}x)", (figure.print)(*v)),
-                (Some(v), None) => (figure.print)(*v),
-                (None, _) => "-".to_string(),
-            })
-            .collect();
-        let _ = writeln!(s, "| {} | {} |", figure.name, cells.join(" | "));
+    for (name, cells) in rows(reports) {
+        let _ = writeln!(s, "| {name} | {} |", cells.join(" | "));
     }
+    if let Some(note) = cost_note(reports) {
+        let _ = writeln!(s, "\n{note}");
+    }
+    s
+}
+
+/// What the systems without a cost per token lack, if any does.
+pub fn cost_note(reports: &[Report]) -> Option<String> {
     let missing: Vec<String> = reports
         .iter()
         .filter_map(|r| {
@@ -129,8 +149,5 @@ pub fn table(reports: &[Report]) -> String {
             c.is_none_or(|c| c.usd_per_million_tokens.is_none()).then(|| format!("{}: {missing}", r.hardware.name))
         })
         .collect();
-    if !missing.is_empty() {
-        let _ = writeln!(s, "\nCost per token needs, in the hardware spec: {}.", missing.join("; "));
-    }
-    s
+    (!missing.is_empty()).then(|| format!("Cost per token needs, in the hardware spec: {}.", missing.join("; ")))
 }

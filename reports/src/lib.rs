@@ -13,8 +13,10 @@
 pub mod compare;
 pub mod components;
 pub mod cost;
+pub mod html;
 pub mod metrics;
 pub mod micro;
+pub mod plots;
 mod report;
 mod requests;
 mod summary;
