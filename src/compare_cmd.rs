@@ -22,6 +22,9 @@ pub struct CompareArgs {
     /// Also write a one-file HTML report: the verdict, figures, plots, energy and inputs.
     #[arg(long)]
     html: Option<std::path::PathBuf>,
+    /// Also search each system's highest request rate whose p99 TTFT and TPOT meet the workload's serving.slo.
+    #[arg(long)]
+    slo: bool,
 }
 
 pub fn compare(args: CompareArgs, text: &mut String) -> Result<(), Failure> {
@@ -33,6 +36,8 @@ pub fn compare(args: CompareArgs, text: &mut String) -> Result<(), Failure> {
     }
     let systems = args.hw.iter().map(|h| inputs::hardware(h)).collect::<Result<Vec<_>, _>>()?;
     let workload = inputs::workload(&args.workload)?;
+    // Refused before any run: a search needs an objective and a rate to vary.
+    let objective = if args.slo { Some(crate::slo_search::objective(&workload)?) } else { None };
     let limits = sim_core::limits::current();
     let runs = systems
         .par_iter()
@@ -47,6 +52,20 @@ pub fn compare(args: CompareArgs, text: &mut String) -> Result<(), Failure> {
         })
         .collect::<Result<Vec<_>, Failure>>()?;
     let (reports, results): (Vec<_>, Vec<_>) = runs.into_iter().unzip();
+    let searched = if let Some((slo, rate)) = objective {
+        let best = systems
+            .par_iter()
+            .zip(&args.hw)
+            .map(|(system, name)| {
+                sim_core::limits::carry(limits, || {
+                    crate::slo_search::best(system, name, &workload, (&slo, rate), args.seed, &args.workload)
+                })
+            })
+            .collect::<Result<Vec<_>, Failure>>()?;
+        Some((slo, best))
+    } else {
+        None
+    };
     if let Some(file) = &args.html {
         let mut files: Vec<(String, String)> =
             systems.iter().map(|s| (format!("{}.toml", s.name), crate::toml_text(s))).collect();
@@ -60,12 +79,16 @@ pub fn compare(args: CompareArgs, text: &mut String) -> Result<(), Failure> {
             "seed": args.seed,
             "baseline": reports[0].hardware.name,
             "figures": reports::compare::compare(&reports),
+            "slo": searched.as_ref().map(|(_, best)| best),
             "reports": reports,
         });
         text.push_str(&serde_json::to_string_pretty(&json).expect("a comparison serialises"));
         text.push('\n');
     } else {
         text.push_str(&reports::compare::table(&reports));
+        if let Some((slo, best)) = &searched {
+            text.push_str(&crate::slo_search::table(slo, best));
+        }
     }
     Ok(())
 }

@@ -17,6 +17,7 @@ mod model_cmd;
 mod output;
 mod requests_cmd;
 mod run_dir;
+mod slo_search;
 mod trace_cmd;
 mod validate_suite;
 

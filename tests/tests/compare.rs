@@ -71,3 +71,38 @@ fn cost_per_token_is_the_purchase_over_its_years_plus_power_at_the_wall() {
         refused(&["validate", &bad], &[&format!("cost.{field}")]);
     }
 }
+
+const CHAT: &str = "base = \"llama3.1-70b-decode\"\nname = \"chat\"\nmodel = \"llama3.1-8b\"\n[scenario]\nbatch = 16\n\
+    weight_dtype = \"int8\"\nactivation_dtype = \"fp16\"\nkv_dtype = \"fp16\"\n\
+    context_tokens = { distribution = \"lognormal\", mean = 512.0, std_dev = 256.0, min = 32, max = 2048 }\n\
+    output_tokens = { distribution = \"lognormal\", mean = 16.0, std_dev = 8.0, min = 2, max = 64 }\n\
+    [plan]\nattention_tensor_parallel = 1\n[requests]\narrivals = \"poisson\"\nrate = RATE\ncount = 32\n\
+    [serving]\nslo = { ttft = \"200 ms\", tpot = \"40 ms\" }\n";
+
+#[test]
+fn the_slo_search_finds_each_systems_highest_rate_that_meets_the_objective() {
+    let chat = file("chat.toml", &CHAT.replace("RATE", "4.0"));
+    let out = npusim(&["compare", "--hw", "rebel-quad", "--hw", "atom", "--workload", &chat, "--slo", "--json"]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let json: Value = serde_json::from_str(&out.stdout).unwrap();
+    let best = json["slo"].as_array().unwrap();
+    assert_eq!(best.len(), 2);
+    for b in best {
+        let rate = b["rate_per_s"].as_f64().unwrap_or_else(|| panic!("{b}"));
+        let (ttft, tpot) = (b["ttft_p99_s"].as_f64().unwrap(), b["tpot_p99_s"].as_f64().unwrap());
+        assert!(ttft <= 0.2 && tpot <= 0.04, "{b}");
+        // The figures are a real run's at that rate.
+        let at = file("at.toml", &CHAT.replace("RATE", &format!("{rate:?}")));
+        let run = npusim(&["run", "--hw", b["hardware"].as_str().unwrap(), "--workload", &at, "--json"]);
+        let run: Value = serde_json::from_str(&run.stdout).unwrap();
+        assert_eq!(run["latency"]["ttft_s"]["p99"].as_f64().unwrap(), ttft, "{b}");
+        assert_eq!(run["throughput_tokens_per_s"], b["throughput_tokens_per_s"], "{b}");
+    }
+    // ATOM (FP16 at 32 TFLOP/s, 256 GB/s) meets it at a lower rate than a REBEL-Quad.
+    assert!(best[1]["rate_per_s"].as_f64().unwrap() < best[0]["rate_per_s"].as_f64().unwrap());
+    let table = npusim(&["compare", "--hw", "rebel-quad", "--hw", "atom", "--workload", &chat, "--slo"]);
+    assert!(table.stdout.contains("Highest request rate meeting p99 TTFT <= 200 ms"), "{}", table.stdout);
+    // Without an objective, or without a rate to vary, there is nothing to search.
+    let no_slo = file("plain.toml", WORKLOAD);
+    refused(&["compare", "--hw", "rebel-quad", "--hw", "atom", "--workload", &no_slo, "--slo"], &["serving.slo"]);
+}
