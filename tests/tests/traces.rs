@@ -169,3 +169,24 @@ fn chakra_traces_import_and_replay() {
     let small = npusim(&["trace", "replay", out.to_str().unwrap(), "--hw", "atom"]);
     assert_eq!(small.status, 2, "{}", small.stderr);
 }
+
+#[test]
+fn chakra_nodes_that_share_an_id_are_refused() {
+    // Found by the chakra fuzz target: two nodes with one id made the import
+    // loop for ever (a finished node became ready again). The .et bytes it
+    // found, and the same in the JSON form.
+    let found = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/regressions/chakra/duplicate-ids-hang.et");
+    let dir = scratch("twice");
+    let out = dir.join("t.jsonl");
+    let args = ["trace", "import-chakra", found, "--out", out.to_str().unwrap()];
+    npusim_tests::refused(&args, &["duplicate-ids-hang.et", "node id 0 is given to two nodes"]);
+    let json = "{ \"version\": \"0.0.4\" }\n\
+                { \"id\": \"7\", \"name\": \"a\", \"type\": \"COMP_NODE\", \"attr\": [ { \"name\": \"num_ops\", \"int64Val\": \"10\" } ] }\n\
+                { \"id\": \"7\", \"name\": \"b\", \"type\": \"COMP_NODE\", \"dataDeps\": [ \"7\" ] }\n";
+    let rank = file("rank0.json", json);
+    npusim_tests::refused(
+        &["trace", "import-chakra", &rank, "--out", out.to_str().unwrap()],
+        &["rank0.json", "node id 7"],
+    );
+    assert!(!out.exists());
+}

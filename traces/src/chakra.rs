@@ -288,6 +288,11 @@ pub fn import(ranks: &[(String, Vec<Node>)]) -> Result<Imported, InputError> {
     let mut state: Vec<Rank> = Vec::new();
     for (source, nodes) in ranks {
         let by_id: HashMap<u64, Node> = nodes.iter().map(|n| (n.id, n.clone())).collect();
+        if by_id.len() < nodes.len() {
+            let mut seen = std::collections::HashSet::new();
+            let twice = nodes.iter().find(|n| !seen.insert(n.id)).map_or(0, |n| n.id);
+            return Err(InputError::general(source, format!("node id {twice} is given to two nodes; ids must differ")));
+        }
         let mut waiting = HashMap::new();
         let mut dependents: HashMap<u64, Vec<u64>> = HashMap::new();
         for n in nodes {
@@ -486,11 +491,13 @@ fn finish(rank: &mut Rank, id: u64, ops: Vec<u32>) {
     rank.ready.remove(&id);
     rank.ops.insert(id, ops);
     for d in rank.dependents.get(&id).cloned().unwrap_or_default() {
-        if let Some(w) = rank.waiting.get_mut(&d) {
-            w.remove(&id);
-            if w.is_empty() {
-                rank.ready.insert(d);
-            }
+        // A node becomes ready once, when its last dependency finishes.
+        if let Some(w) = rank.waiting.get_mut(&d)
+            && w.remove(&id)
+            && w.is_empty()
+            && !rank.ops.contains_key(&d)
+        {
+            rank.ready.insert(d);
         }
     }
 }
