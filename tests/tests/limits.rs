@@ -16,6 +16,13 @@ fn a_system_past_the_core_limit_is_refused_and_the_limit_can_be_raised() {
         "base = \"sovereign-node\"\nname = \"wrap\"\nnodes = 4294967295\n[node]\ncards = 4294967295\n",
     );
     refused(&["validate", &wrapping], &["node.cards", "more than 2^64 NPU cores"]);
+    // Many nodes of a node that fits: the node count is named, where the user wrote it.
+    let nodes = file(
+        "nodes.toml",
+        "base = \"sovereign-node\"\nname = \"n\"\nnodes = 100000\n[network]\nbandwidth = \"50 GB/s\"\n\
+         nic_latency = \"1 us\"\nhops = 3\nswitch_latency = \"500 ns\"\nenergy_per_bit = \"10 pJ/bit\"\n",
+    );
+    refused(&["run", "--hw", &nodes], &["nodes.toml:3:9", "field `nodes`", "51200000 NPU cores"]);
     // Raised, the same check lets a larger system through.
     let raised = file(
         "raised.toml",

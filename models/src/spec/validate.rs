@@ -61,8 +61,11 @@ pub fn validate(spec: &SystemSpec) -> Vec<Invalid> {
         let limit = spec.simulation.max_cores;
         if cores.is_none_or(|c| c > limit) {
             let found = cores.map_or("more than 2^64".to_string(), |c| c.to_string());
+            // Blame the node count where one node alone fits.
+            let per_node = u64::from(node.cards) * u64::from(card.chiplets) * u64::from(card.chiplet.cores);
+            let field = if spec.nodes > 1 && per_node <= limit { "nodes" } else { "node.cards" };
             out.push(Invalid::new(
-                "node.cards",
+                field,
                 format!(
                     "{} nodes x {} cards x {} chiplets x {} cores is {found} NPU cores, more than the {limit} a run \
                      allows (raise simulation.max_cores for a larger system)",
