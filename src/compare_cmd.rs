@@ -70,7 +70,8 @@ pub fn compare(args: CompareArgs, text: &mut String) -> Result<(), Failure> {
         let mut files: Vec<(String, String)> =
             systems.iter().map(|s| (format!("{}.toml", s.name), crate::toml_text(s))).collect();
         files.push(("workload.toml".into(), crate::toml_text(&workload.spec)));
-        let inputs = reports::html::Inputs { files, results: results.iter().collect() };
+        let latencies = results.iter().map(reports::html::Latencies::of).collect();
+        let inputs = reports::html::Inputs { files, latencies };
         crate::output::write_atomically(file, &reports::html::page(&reports, &inputs))?;
     }
     if args.json {

@@ -15,6 +15,7 @@ mod inputs;
 mod micro_cmd;
 mod model_cmd;
 mod output;
+mod report_cmd;
 mod requests_cmd;
 mod run_dir;
 mod slo_search;
@@ -124,6 +125,8 @@ enum Command {
     /// Step traces: write one step's op graph (JSON Lines) and replay it (traces/README.md).
     #[command(subcommand)]
     Trace(trace_cmd::TraceCommand),
+    /// Write the one-file HTML report of a directory that `run --out` wrote, without simulating again.
+    Report(report_cmd::ReportArgs),
     /// Print how a workload's first step is lowered: tilings and core programs.
     Lower(LowerArgs),
     /// Write the requests a workload serves (arrivals and lengths) as a request-trace CSV.
@@ -297,6 +300,7 @@ fn dispatch(command: Option<Command>, command_line: &[String], text: &mut String
         ),
         Some(Command::Run(args)) => simulate(args, command_line, text),
         Some(Command::Compare(args)) => compare_cmd::compare(args, text),
+        Some(Command::Report(args)) => report_cmd::report(args, text),
         Some(Command::Validate { file, kind, hw, seed }) => validate(&file, kind, (&hw, seed), text),
         Some(Command::ValidateSuite { case, json: as_json, list }) => validation_suite(&case, as_json, list, text),
         Some(Command::Presets) => {

@@ -43,7 +43,8 @@ pub fn write(dir: &Path, run: &Run) -> Result<(), Failure> {
     output::write_atomically(&dir.join("manifest.json"), &text)?;
     output::write_atomically(&dir.join("report.html"), &html(run, &text))?;
     output::create_dir(&dir.join("plots"))?;
-    for plot in reports::html::plots(std::slice::from_ref(run.report), &[run.result]) {
+    let latencies = [reports::html::Latencies::of(run.result)];
+    for plot in reports::html::plots(std::slice::from_ref(run.report), &latencies) {
         output::write_atomically(&dir.join("plots").join(format!("{}.svg", plot.name)), &plot.svg)?;
         output::write_atomically(&dir.join("plots").join(format!("{}.csv", plot.name)), &plot.csv)?;
     }
@@ -58,7 +59,7 @@ pub fn html(run: &Run, manifest: &str) -> String {
             ("workload.toml".into(), toml_text(&run.workload.spec)),
             ("manifest.json".into(), manifest.to_string()),
         ],
-        results: vec![run.result],
+        latencies: vec![reports::html::Latencies::of(run.result)],
     };
     reports::html::page(std::slice::from_ref(run.report), &inputs)
 }

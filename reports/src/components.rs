@@ -2,10 +2,10 @@
 //! chips, every chiplet's memory channel by channel, and every chiplet's
 //! on-chip network, with their busy time and bytes.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sim_core::{ComponentStats, Stats, Time};
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Components {
     /// Links between chips (die-to-die, PCIe, peer, network), one direction each.
     pub links: Vec<LinkFigures>,
@@ -15,7 +15,7 @@ pub struct Components {
     pub networks: Vec<NetworkFigures>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LinkFigures {
     pub path: String,
     pub class: String,
@@ -24,7 +24,7 @@ pub struct LinkFigures {
     pub busy_fraction: f64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MemoryFigures {
     pub path: String,
     pub read_bytes: u64,
@@ -36,7 +36,7 @@ pub struct MemoryFigures {
     pub row_hit_rate: Option<f64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NetworkFigures {
     pub path: String,
     /// Bytes delivered.

@@ -3,10 +3,10 @@
 //! draws at the wall, per output token.
 
 use models::spec::SystemSpec;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What serving the run's tokens costs, where the spec has a `[cost]` table.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Cost {
     /// US dollars per million output tokens; null unless every figure it needs is given.
     pub usd_per_million_tokens: Option<f64>,

@@ -11,10 +11,62 @@ use workloads::RunResult;
 
 /// A run or a comparison, with the texts of the inputs it was run from.
 #[derive(Debug)]
-pub struct Inputs<'a> {
+pub struct Inputs {
     /// (name, text): resolved specs, the manifest.
     pub files: Vec<(String, String)>,
-    pub results: Vec<&'a RunResult>,
+    /// Per report, its requests' latencies.
+    pub latencies: Vec<Latencies>,
+}
+
+/// One run's per-request latencies, in seconds.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Latencies {
+    pub ttft_s: Vec<f64>,
+    pub tpot_s: Vec<f64>,
+}
+
+impl Latencies {
+    pub fn of(r: &RunResult) -> Latencies {
+        // To requests.csv's nanoseconds, so a page rebuilt from that file is this one.
+        let secs = |t: Option<sim_core::Time>| t.and_then(|t| format!("{:.9}", t.as_secs_f64()).parse().ok());
+        Latencies {
+            ttft_s: r.requests.iter().filter_map(|q| secs(q.ttft())).collect(),
+            tpot_s: r.requests.iter().filter_map(|q| secs(q.tpot())).collect(),
+        }
+    }
+
+    /// From a run's `requests.csv` (`source` names it in errors).
+    pub fn from_csv(source: &str, text: &str) -> Result<Latencies, String> {
+        let mut lines = text.lines();
+        if lines.next() != Some(crate::requests::HEADER) {
+            return Err(format!("{source}:1: expected the header `{}`", crate::requests::HEADER));
+        }
+        let columns: Vec<&str> = crate::requests::HEADER.split(',').collect();
+        let at = |name: &str| columns.iter().position(|c| *c == name).expect("the header has the column");
+        let (ttft, tpot) = (at("ttft_s"), at("tpot_s"));
+        let mut out = Latencies::default();
+        for (i, line) in lines.enumerate() {
+            let cells: Vec<&str> = line.split(',').collect();
+            if cells.len() != columns.len() {
+                return Err(format!("{source}:{}: expected {} columns, found {}", i + 2, columns.len(), cells.len()));
+            }
+            for (column, into) in [(ttft, &mut out.ttft_s), (tpot, &mut out.tpot_s)] {
+                if cells[column].is_empty() {
+                    continue;
+                }
+                let v: f64 = cells[column].parse().map_err(|_| {
+                    format!(
+                        "{source}:{}: column `{}`: expected seconds, found `{}`",
+                        i + 2,
+                        columns[column],
+                        cells[column]
+                    )
+                })?;
+                into.push(v);
+            }
+        }
+        Ok(out)
+    }
 }
 
 const STYLE: &str = "body{font-family:sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}\
@@ -137,19 +189,15 @@ fn figure(out: &mut String, plot: &Plot) {
     );
 }
 
-/// The plots of `reports` and their runs.
-pub fn plots(reports: &[Report], results: &[&RunResult]) -> Vec<Plot> {
+/// The plots of `reports` and their requests' latencies.
+pub fn plots(reports: &[Report], latencies: &[Latencies]) -> Vec<Plot> {
     let names: Vec<String> = reports.iter().map(|r| r.hardware.name.clone()).collect();
-    let latencies = |pick: fn(&workloads::scheduler::RequestRecord) -> Option<sim_core::Time>| {
-        names
-            .iter()
-            .zip(results)
-            .map(|(n, r)| (n.clone(), r.requests.iter().filter_map(pick).map(|t| t.as_secs_f64()).collect()))
-            .collect::<Vec<(String, Vec<f64>)>>()
+    let series = |pick: fn(&Latencies) -> &Vec<f64>| -> Vec<(String, Vec<f64>)> {
+        names.iter().zip(latencies).map(|(n, l)| (n.clone(), pick(l).clone())).collect()
     };
     let mut out = vec![plots::energy(reports)];
-    out.push(plots::latency_cdf("ttft", "Time to first token", &latencies(|q| q.ttft())));
-    out.push(plots::latency_cdf("tpot", "Time per output token", &latencies(|q| q.tpot())));
+    out.push(plots::latency_cdf("ttft", "Time to first token", &series(|l| &l.ttft_s)));
+    out.push(plots::latency_cdf("tpot", "Time per output token", &series(|l| &l.tpot_s)));
     if reports.len() > 1 {
         out.push(plots::compared(&names, &compare(reports)));
     }
@@ -191,7 +239,7 @@ pub fn page(reports: &[Report], inputs: &Inputs) -> String {
         let _ = writeln!(out, "<p>{}</p>", escape(&note));
     }
     out.push_str("<h2>Plots</h2>\n");
-    for plot in plots(reports, &inputs.results) {
+    for plot in plots(reports, &inputs.latencies) {
         figure(&mut out, &plot);
     }
     out.push_str("<h2>Energy</h2>\n");

@@ -1,13 +1,13 @@
 //! Metrics derived from a run: latency distributions, utilisation per
 //! component class, traffic, and the bottleneck.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sim_core::{ComponentStats, StatValue, Time};
 use std::collections::BTreeMap;
 use workloads::scheduler::RequestRecord;
 
 /// Mean and nearest-rank percentiles of a set of values, in seconds.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Distribution {
     pub mean: f64,
     pub p50: f64,
@@ -89,7 +89,7 @@ pub fn utilization_max(stats: &[ComponentStats], elapsed: Time) -> BTreeMap<Stri
 }
 
 /// The busiest resource and what its being busy means.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Bottleneck {
     pub class: String,
     pub utilization: f64,
@@ -124,7 +124,7 @@ pub fn bottleneck(utilization: &BTreeMap<String, f64>) -> Option<Bottleneck> {
 /// drains). A run of many more requests than its batch, as MLPerf's Offline
 /// scenario is, converges to this rate; a short run's whole-run throughput
 /// is lowered by its fill and drain.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SteadyState {
     pub tokens_per_s: f64,
     pub tokens: u64,

@@ -4,7 +4,7 @@
 use crate::components::Components;
 use crate::metrics::{Bottleneck, Distribution, SteadyState, bottleneck, sum_stat, utilization, utilization_max};
 use isa::Dtype;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sim_core::Time;
 use std::collections::BTreeMap;
 use workloads::RunResult;
@@ -14,7 +14,7 @@ use workloads::scheduler::RequestRecord;
 /// Version of the JSON schema; bump it when a field changes meaning or goes away.
 pub const SCHEMA_VERSION: u32 = 2;
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub schema_version: u32,
     pub npusim_version: String,
@@ -69,7 +69,7 @@ pub struct Report {
     pub wall_seconds: f64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Hardware {
     pub name: String,
     pub description: String,
@@ -82,7 +82,7 @@ pub struct Hardware {
     pub memory_capacity_bytes: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WorkloadSummary {
     pub name: String,
     pub model: String,
@@ -106,7 +106,7 @@ pub struct WorkloadSummary {
 }
 
 /// A spread of whole counts: mean and nearest-rank percentiles.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Counts {
     pub mean: f64,
     pub min: u64,
@@ -133,7 +133,7 @@ impl Counts {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Latency {
     /// Arrival to first token, per request.
     pub ttft_s: Option<Distribution>,
@@ -152,14 +152,14 @@ pub struct Latency {
 
 /// The requests whose latencies a run with a warm-up or a cool-down counts:
 /// those arriving from `from_s` to `until_s`.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LatencyWindow {
     pub from_s: f64,
     pub until_s: f64,
     pub requests: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Goodput {
     pub slo_ttft_s: f64,
     pub slo_tpot_s: f64,
@@ -169,7 +169,7 @@ pub struct Goodput {
     pub requests_per_s: f64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Steps {
     pub count: u64,
     /// Of them, steps whose device part was replayed from an earlier one of the same shape.
@@ -180,14 +180,14 @@ pub struct Steps {
     pub share: StepShare,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepShare {
     pub host_before_launch: f64,
     pub devices: f64,
     pub host_after_logits: f64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Energy {
     pub total: f64,
     /// The part of `total` the accelerator cards draw (`models::energy::is_accelerator`).
@@ -196,7 +196,7 @@ pub struct Energy {
     pub breakdown: BTreeMap<String, f64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CardPower {
     /// The cards' energy over the simulated time, per card.
     pub average_w: f64,
@@ -205,7 +205,7 @@ pub struct CardPower {
     pub over_tdp: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MemoryPerChiplet {
     pub weights: u64,
     pub kv_cache: u64,

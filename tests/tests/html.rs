@@ -123,3 +123,27 @@ fn render(page: &Path) {
     let initiators: Vec<&str> = log.split("\"initiator\":\"").skip(1).map(|s| &s[..s.find('"').unwrap_or(0)]).collect();
     assert!(initiators.iter().all(|i| *i == "not an origin"), "the page made requests: {initiators:?}");
 }
+
+#[test]
+fn the_report_command_rebuilds_a_runs_page_from_its_out_directory() {
+    let dir = scratch("report-dir");
+    let out = npusim(&["run", "--workload", &file("w.toml", WORKLOAD), "--out", dir.to_str().unwrap()]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    for plot in ["energy", "ttft", "tpot"] {
+        for ext in ["svg", "csv"] {
+            assert!(dir.join("plots").join(format!("{plot}.{ext}")).is_file(), "plots/{plot}.{ext}");
+        }
+    }
+    let again = dir.join("again.html");
+    let made = npusim(&["report", dir.to_str().unwrap(), "--html", again.to_str().unwrap()]);
+    assert_eq!(made.status, 0, "{}", made.stderr);
+    let (first, second) =
+        (std::fs::read_to_string(dir.join("report.html")).unwrap(), std::fs::read_to_string(&again).unwrap());
+    assert!(first == second, "the page rebuilt from report.json and requests.csv differs from the run's");
+    // A directory that is not a run's is refused, naming the file.
+    std::fs::write(dir.join("report.json"), "{\"schema_version\": 1}").unwrap();
+    npusim_tests::refused(
+        &["report", dir.to_str().unwrap(), "--html", again.to_str().unwrap()],
+        &["report.json", "schema_version", "found 1"],
+    );
+}
