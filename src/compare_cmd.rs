@@ -27,10 +27,19 @@ pub struct CompareArgs {
     slo: bool,
 }
 
+/// More columns than a table or a plot can show side by side.
+const MAX_SYSTEMS: usize = 16;
+
 pub fn compare(args: CompareArgs, text: &mut String) -> Result<(), Failure> {
     if args.hw.len() < 2 {
         return Err(Failure::Input(format!(
             "--hw: compare needs two systems or more, found {}; `npusim run` simulates one",
+            args.hw.len()
+        )));
+    }
+    if args.hw.len() > MAX_SYSTEMS {
+        return Err(Failure::Input(format!(
+            "--hw: compare runs at most {MAX_SYSTEMS} systems side by side, found {}; a sweep is the tool for more",
             args.hw.len()
         )));
     }

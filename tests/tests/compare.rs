@@ -36,6 +36,8 @@ fn compare_gives_each_systems_own_run_and_the_ratios_to_the_first() {
     assert!(table.stdout.contains("| figure | sovereign-node | h100-node |"), "{}", table.stdout);
     assert!(table.stdout.contains("sovereign-node: a [cost] table"), "{}", table.stdout);
     refused(&["compare", "--hw", "sovereign-node"], &["--hw", "two systems or more"]);
+    let many: Vec<&str> = std::iter::repeat_n(["--hw", "atom"], 17).flatten().collect();
+    refused(&[&["compare"], &many[..]].concat(), &["--hw", "at most 16 systems", "found 17"]);
     refused(&["compare", "--hw", "sovereign-node", "--hw", "no-such-preset"], &["no-such-preset"]);
 }
 
