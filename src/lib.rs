@@ -10,6 +10,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod bench_cmd;
 mod compare_cmd;
 mod inputs;
 mod micro_cmd;
@@ -131,11 +132,17 @@ enum Command {
     Lower(LowerArgs),
     /// Write the requests a workload serves (arrivals and lengths) as a request-trace CSV.
     Requests(requests_cmd::RequestsArgs),
-    /// Measure the event engine: events per second on a fixed synthetic system.
+    /// The benchmark suite: simulations a user runs, timed on one thread, against their targets.
     Bench {
-        /// Events to simulate.
+        /// Events the engine case simulates.
         #[arg(long, default_value_t = 20_000_000)]
         events: u64,
+        /// Only this case; repeat for several (engine, first-decode-step, prefill-4096-32, azure-replay-1000, micro-gemm-2048x7168x7168).
+        #[arg(long)]
+        case: Vec<String>,
+        /// Print the results as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -314,10 +321,7 @@ fn dispatch(command: Option<Command>, command_line: &[String], text: &mut String
         Some(Command::Trace(command)) => trace_cmd::trace(command, text),
         Some(Command::Lower(args)) => lower(args, text),
         Some(Command::Requests(args)) => requests_cmd::requests(args, text),
-        Some(Command::Bench { events }) => {
-            bench(events, text);
-            Ok(())
-        }
+        Some(Command::Bench { events, case, json }) => bench_cmd::bench(&case, events, json, text),
     }
 }
 
@@ -571,20 +575,4 @@ fn lower(args: LowerArgs, text: &mut String) -> Result<(), Failure> {
         }
     }
     Ok(())
-}
-
-fn bench(events: u64, text: &mut String) {
-    let tokens = 1024;
-    let mut system = sim_core::bench_system::ring(64, tokens, events.max(tokens));
-    let started = std::time::Instant::now();
-    system.run_to_end();
-    let seconds = started.elapsed().as_secs_f64();
-    let _ = writeln!(
-        text,
-        "engine: {} events in {:.3} s = {:.1} million events/s (ring of 64 components, {} events in flight, one thread)",
-        system.events(),
-        seconds,
-        system.events() as f64 / seconds / 1e6,
-        tokens
-    );
 }

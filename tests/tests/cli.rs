@@ -138,19 +138,20 @@ fn run_writes_the_report_resolved_inputs_and_a_manifest() {
 
 #[test]
 fn bench_runs_the_events_it_is_asked_for_and_divides_by_its_time() {
-    let out = npusim(&["bench", "--events", "200000"]);
-    assert_eq!(out.status, 0);
-    // "engine: N events in S s = R million events/s (...)"
-    let words: Vec<&str> = out.stdout.split_whitespace().collect();
-    let number = |i: usize| words[i].parse::<f64>().unwrap_or_else(|_| panic!("word {i} of: {}", out.stdout));
-    assert_eq!((words[0], words[2]), ("engine:", "events"), "{}", out.stdout);
-    let (events, seconds, rate) = (number(1), number(4), number(7));
-    assert_eq!(events, 200_000.0, "the system handles exactly the events asked for");
-    assert!(seconds > 0.0 && rate > 0.0);
-    // The rate is the events over the time, to the printed digits: the rate's
-    // one decimal, and the seconds' three (half a millisecond either way).
-    let expected = events / seconds / 1e6;
-    assert!((rate - expected).abs() <= 0.05 + expected * 0.0005 / seconds, "{}", out.stdout);
+    let out = npusim(&["bench", "--case", "engine", "--events", "200000", "--json"]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let cases: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(cases.as_array().unwrap().len(), 1, "only the case asked for");
+    let engine = &cases[0];
+    assert_eq!(engine["case"], "engine");
+    assert_eq!(engine["events"], 200_000, "the system handles exactly the events asked for");
+    let (events, seconds) = (engine["events"].as_f64().unwrap(), engine["wall_seconds"].as_f64().unwrap());
+    assert!(seconds > 0.0);
+    assert_eq!(engine["events_per_s"].as_f64().unwrap(), events / seconds);
+    assert!(engine["meets_target"].is_null(), "the engine case has no wall-time target");
+    let table = npusim(&["bench", "--case", "engine", "--events", "200000"]);
+    assert!(table.stdout.starts_with("| case | wall time | events | events/s | target |"), "{}", table.stdout);
+    npusim_tests::refused(&["bench", "--case", "nothing"], &["--case nothing", "first-decode-step"]);
 }
 
 /// The minimal memory spec models/README.md shows runs as shown.
