@@ -164,19 +164,20 @@ impl Program {
         match *instr {
             Instr::Load { dst: b, shape, .. } | Instr::Store { src: b, shape, .. } => vec![(b, shape.bytes())],
             Instr::Send { src, bytes, .. } => vec![(src, bytes)],
+            // Saturating: a size past u64 is past any scratchpad, which the check then says.
             Instr::MatMul { a, b, c, m, n, k, dtype, acc, .. } => {
-                let (m, n, k) = (m as u64, n as u64, k as u64);
-                vec![(a, m * k * dtype.bytes()), (b, k * n * dtype.bytes()), (c, m * n * acc.bytes())]
+                let size = |x: u32, y: u32, d: Dtype| (x as u64).saturating_mul(y as u64).saturating_mul(d.bytes());
+                vec![(a, size(m, k, dtype)), (b, size(k, n, dtype)), (c, size(m, n, acc))]
             }
             Instr::Vector { op, dst, src, src2, elems, dtype } => {
                 let out = match op {
                     VectorOp::Sum | VectorOp::Max => dtype.bytes(),
                     VectorOp::TopK { k } => k as u64 * 8,
-                    VectorOp::Convert { to } => elems * to.bytes(),
-                    _ => elems * dtype.bytes(),
+                    VectorOp::Convert { to } => elems.saturating_mul(to.bytes()),
+                    _ => elems.saturating_mul(dtype.bytes()),
                 };
-                let mut f = vec![(src, elems * dtype.bytes()), (dst, out)];
-                f.extend(src2.map(|s| (s, elems * dtype.bytes())));
+                let mut f = vec![(src, elems.saturating_mul(dtype.bytes())), (dst, out)];
+                f.extend(src2.map(|s| (s, elems.saturating_mul(dtype.bytes()))));
                 f
             }
             _ => Vec::new(),

@@ -306,3 +306,11 @@ fn micro_attention_on_the_command_line() {
         assert!(out.stderr.contains(says), "{bad:?}: {}", out.stderr);
     }
 }
+
+#[test]
+fn a_vector_op_too_large_for_u64_bytes_is_refused_not_wrapped() {
+    // Found by the fuzz corpus test: 1.6e19 FP32 elements overflowed the
+    // byte count (a panic with overflow checks, a wrong size without).
+    let found = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/regressions/assembler/vector-size-overflow.s");
+    npusim_tests::refused(&["asm", "check", found], &["vector-size-overflow.s:", "buffer `y`"]);
+}
