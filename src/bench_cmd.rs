@@ -67,9 +67,7 @@ const CASES: &[Case] = &[
             if let Some(workloads::workload::Requests::Trace { count, .. }) = &mut w.spec.requests {
                 *count = None;
             }
-            let mut spec = models::presets::load_preset("sovereign-node").map_err(|e| e.to_string())?;
-            spec.simulation.replay_steps = true;
-            Ok(workloads::run(&spec, &w, 1).map_err(|e| e.0)?.events)
+            simulate_with("sovereign-node", &w, |spec| spec.simulation.replay_steps = true)
         },
     },
     Case {
@@ -96,7 +94,13 @@ fn preset_workload(name: &str) -> Result<workloads::Workload, String> {
 }
 
 fn simulate(hw: &str, w: &workloads::Workload) -> Result<u64, String> {
-    let spec = models::presets::load_preset(hw).map_err(|e| e.to_string())?;
+    simulate_with(hw, w, |_| {})
+}
+
+/// Runs `w` on the preset `hw`, changed by `adjust`; its events.
+fn simulate_with(hw: &str, w: &workloads::Workload, adjust: fn(&mut models::spec::SystemSpec)) -> Result<u64, String> {
+    let mut spec = models::presets::load_preset(hw).map_err(|e| e.to_string())?;
+    adjust(&mut spec);
     Ok(workloads::run(&spec, w, 1).map_err(|e| e.0)?.events)
 }
 
